@@ -1,0 +1,203 @@
+"""The fault book: raises each fault once, counts its recurrences, escalates it when a stop rests on it, and clears it when it ends.
+
+A fault is identified by (code, subject), where the subject is the device,
+permit, worker or topic it is about. Records leave the book only through
+`flush`, so a fault raised and cited within one input record is emitted once,
+already at its final grade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+
+import msgspec
+
+from interlock.fault_catalog import CATALOG, GRADE_RANK
+
+
+class Source(msgspec.Struct, frozen=True, gc=False):
+    """The input record a fault or command rests on."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class FaultRecord(msgspec.Struct, omit_defaults=True):
+    """`interlock.faults` (protocols §10), with the diagnosis fields a 3 a.m. reader needs."""
+
+    id: str
+    ts: int
+    grade: str
+    code: str
+    state: str
+    count: int
+    device: str | None
+    detail: str
+    permits: list[str]
+    source: Source | None
+    subject: str
+    action: str
+    firmware_reported: str | None = None
+    firmware_approved: str | None = None
+    schema_expected: str | None = None
+    schema_matches: list[str] | None = None
+    path: str | None = None
+    expected: str | None = None
+    got: str | None = None
+
+
+class Diagnostics(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Optional what-exactly fields of a fault."""
+
+    firmware_reported: str | None = None
+    firmware_approved: str | None = None
+    schema_expected: str | None = None
+    schema_matches: list[str] | None = None
+    path: str | None = None
+    expected: str | None = None
+    got: str | None = None
+
+
+NO_DIAGNOSTICS = Diagnostics()
+
+
+class OpenFault(msgspec.Struct):
+    """A fault currently raised; `last_ts` is its latest recurrence."""
+
+    id: str
+    code: str
+    subject: str
+    grade: str
+    count: int
+    raised_ts: int
+    last_ts: int
+    device: str | None
+    detail: str
+    permits: list[str]
+    source: Source | None
+    diagnostics: Diagnostics
+
+
+class FaultBook:
+    """Open faults and the records waiting to be emitted."""
+
+    def __init__(self, quiet_clear_ms: int) -> None:
+        self.quiet_clear_ms = quiet_clear_ms
+        self.open: dict[tuple[str, str], OpenFault] = {}
+        self.by_id: dict[str, OpenFault] = {}
+        self.issued = 0
+        self._pending: list[FaultRecord] = []
+        self._pending_raise: dict[str, FaultRecord] = {}
+        self._quiet: list[tuple[int, str, str]] = []
+
+    def raise_(
+        self,
+        code: str,
+        subject: str,
+        ts: int,
+        source: Source | None,
+        detail: str,
+        *,
+        device: str | None = None,
+        permits: list[str] | None = None,
+        diagnostics: Diagnostics = NO_DIAGNOSTICS,
+        times: int = 1,
+    ) -> str:
+        """Raise a fault, or count `times` recurrences of the open one; returns the fault id."""
+        key = (code, subject)
+        fault = self.open.get(key)
+        lasting = CATALOG[code].lasting
+        if not lasting:
+            heapq.heappush(self._quiet, (ts + self.quiet_clear_ms, code, subject))
+        if fault is not None:
+            fault.count += times
+            fault.last_ts = ts
+            if permits:
+                for permit in permits:
+                    if permit not in fault.permits:
+                        fault.permits.append(permit)
+            return fault.id
+        self.issued += 1
+        digest = hashlib.sha256(f"{code}|{subject}|{ts}|{self.issued}".encode()).hexdigest()[:16]
+        fault = OpenFault(
+            f"F-{digest}", code, subject, CATALOG[code].grade, times, ts, ts, device, detail,
+            list(permits or ()), source, diagnostics,
+        )
+        self.open[key] = fault
+        self.by_id[fault.id] = fault
+        record = self._record(fault, ts, "raised")
+        self._pending.append(record)
+        self._pending_raise[fault.id] = record
+        return fault.id
+
+    def clear(self, code: str, subject: str, ts: int, source: Source | None) -> None:
+        """Clear the fault if it is open."""
+        fault = self.open.pop((code, subject), None)
+        if fault is None:
+            return
+        del self.by_id[fault.id]
+        self._pending_raise.pop(fault.id, None)
+        record = self._record(fault, ts, "cleared")
+        record.source = source
+        self._pending.append(record)
+
+    def reconcile(self, codes: tuple[str, ...], subject: str, present: set[str], ts: int, source: Source | None) -> None:
+        """Clear those of `codes` about `subject` that are no longer `present`."""
+        for code in codes:
+            if code not in present and (code, subject) in self.open:
+                self.clear(code, subject, ts, source)
+
+    def is_open(self, code: str, subject: str) -> bool:
+        return (code, subject) in self.open
+
+    def fault_id(self, code: str, subject: str) -> str | None:
+        fault = self.open.get((code, subject))
+        return fault.id if fault is not None else None
+
+    def cite(self, fault_id: str | None, ts: int, by_stop: bool) -> None:
+        """A command rests on this fault: a stop or refusal makes it CRITICAL (re-sent if it was already out)."""
+        if fault_id is None or not by_stop:
+            return
+        fault = self.by_id.get(fault_id)
+        if fault is None:
+            return
+        if GRADE_RANK[fault.grade] == 0:
+            return
+        fault.grade = "CRITICAL"
+        pending = self._pending_raise.get(fault_id)
+        if pending is not None:
+            pending.grade = "CRITICAL"
+            return
+        self._pending.append(self._record(fault, ts, "raised"))
+
+    def expire_events(self, now: int, source: Source | None = None) -> None:
+        """Clear event faults that have not recurred for the quiet period."""
+        while (due := self.next_expiry()) is not None and due <= now:
+            _, code, subject = heapq.heappop(self._quiet)
+            self.clear(code, subject, due, source)
+
+    def next_expiry(self) -> int | None:
+        """When the earliest open event fault clears for quiet, if any."""
+        while self._quiet:
+            due, code, subject = self._quiet[0]
+            fault = self.open.get((code, subject))
+            if fault is not None and fault.last_ts + self.quiet_clear_ms == due:
+                return due
+            heapq.heappop(self._quiet)
+        return None
+
+    def flush(self) -> list[FaultRecord]:
+        """The records to emit, in the order they happened."""
+        records, self._pending = self._pending, []
+        self._pending_raise.clear()
+        return records
+
+    def _record(self, fault: OpenFault, ts: int, state: str) -> FaultRecord:
+        d = fault.diagnostics
+        return FaultRecord(
+            fault.id, ts, fault.grade, fault.code, state, fault.count, fault.device, fault.detail,
+            list(fault.permits), fault.source, fault.subject, CATALOG[fault.code].action,
+            d.firmware_reported, d.firmware_approved, d.schema_expected, d.schema_matches, d.path, d.expected, d.got,
+        )

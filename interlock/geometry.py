@@ -1,0 +1,46 @@
+"""Zone areas in millimetres: simple polygons with an optional height range, and point-in-area tests."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Area(msgspec.Struct, frozen=True, gc=False):
+    """A polygon (mm) with its bounding box; `z_min`/`z_max` None means any height."""
+
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+    z_min: float | None = None
+    z_max: float | None = None
+
+    def contains(self, x: float, y: float, z: float) -> bool:
+        """Even-odd ray casting; points on the boundary may fall either way."""
+        if not (self.x_min <= x <= self.x_max and self.y_min <= y <= self.y_max):
+            return False
+        if self.z_min is not None and not (self.z_min <= z <= self.z_max):
+            return False
+        xs, ys = self.xs, self.ys
+        inside = False
+        j = len(xs) - 1
+        for i in range(len(xs)):
+            yi, yj = ys[i], ys[j]
+            if (yi > y) != (yj > y):
+                x_cross = xs[i] + (y - yi) * (xs[j] - xs[i]) / (yj - yi)
+                if x < x_cross:
+                    inside = not inside
+            j = i
+        return inside
+
+
+def area_from_metres(polygon: list[list[float]], z: list[float] | None = None) -> Area:
+    """An Area from a GIS polygon and height range in metres."""
+    xs = tuple(p[0] * 1000.0 for p in polygon)
+    ys = tuple(p[1] * 1000.0 for p in polygon)
+    z_min = z_max = None
+    if z is not None:
+        z_min, z_max = min(z) * 1000.0, max(z) * 1000.0
+    return Area(xs, ys, min(xs), max(xs), min(ys), max(ys), z_min, z_max)

@@ -1,0 +1,51 @@
+"""Qualification health of a worker for a work type: GREEN, YELLOW (renewal due within 90 days) or RED (not qualified)."""
+
+from __future__ import annotations
+
+import datetime
+
+from interlock.config import SiteConfig
+from schemas.payloads import Certificate, QualificationRow
+
+GREEN = "GREEN"
+YELLOW = "YELLOW"
+RED = "RED"
+_RANK = {GREEN: 0, YELLOW: 1, RED: 2}
+
+
+def certificate_health(cert: Certificate, today: datetime.date, config: SiteConfig) -> tuple[str, str]:
+    """The grade of one certificate on `today` (site calendar), with the reason."""
+    label = f"{cert.type} certificate {cert.no}".rstrip()
+    if cert.status != "valid":
+        return RED, f"{label} is {cert.status}"
+    due = [("expires", cert.expires)]
+    if cert.review_due is not None:
+        due.append(("review due", cert.review_due))
+    what, when = min(due, key=lambda item: item[1])
+    days = (when - today).days
+    if days < 0:
+        return RED, f"{label} {'expired' if what == 'expires' else 'review overdue'} since {when.isoformat()}"
+    if days <= config.qualification_red_days:
+        return RED, f"{label} {what} {when.isoformat()}, in {days} days (limit {config.qualification_red_days})"
+    if days <= config.qualification_yellow_days:
+        return YELLOW, f"{label} {what} {when.isoformat()}, in {days} days"
+    return GREEN, f"{label} valid until {when.isoformat()}"
+
+
+def worker_health(
+    worker: str, row: QualificationRow | None, accepted: list[str], today: datetime.date, config: SiteConfig
+) -> tuple[str, str]:
+    """The worker's grade for a work type accepting any of `accepted` certificate types: the best certificate counts,
+    and a missing HR record or an expired medical check is RED."""
+    if row is None:
+        return RED, f"{worker} has no qualification record"
+    if row.medical_valid_until is None:
+        return RED, f"{worker} has no medical check date"
+    if row.medical_valid_until < today:
+        return RED, f"{worker} medical check expired on {row.medical_valid_until.isoformat()}"
+    candidates = [cert for cert in row.certs if cert.type in accepted]
+    if not candidates:
+        return RED, f"{worker} holds no {' or '.join(accepted)} certificate"
+    grades = [certificate_health(cert, today, config) for cert in candidates]
+    grade, detail = min(grades, key=lambda item: _RANK[item[0]])
+    return grade, f"{worker}: {detail}"

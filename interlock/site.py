@@ -1,0 +1,971 @@
+"""The interlock of one site shard: takes input records in time order, keeps the evidence, decides, and says why.
+
+Pure: no I/O and no clock. Time is the record timestamp (protocols §0): before
+a record is handled, every timer due by its time fires at its own due time, so
+a replay reproduces silences, absences and expiries exactly. A live run calls
+`advance` with the wall clock between records.
+
+Outputs are ready-to-send `Output`s for `interlock.commands`,
+`interlock.faults` and `interlock.evidence`, in decision order: the faults a
+record raised, then the commands that rest on them, each followed by its
+evidence entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from typing import Callable, Iterable
+
+import msgspec
+
+from interlock.commands import ALERT, ENABLE, HARD_STOP, CommandRecord, Reason
+from interlock.config import DEFAULT_CONFIG, GasLimits, SiteConfig
+from interlock.device_sequence import DUPLICATE, RESTART, SequenceState, check_sequence
+from interlock.evidence import EvidenceChain
+from interlock.fault_catalog import CATALOG
+from interlock.faults import Diagnostics, FaultBook, NO_DIAGNOSTICS, Source
+from interlock.gas_test import SAMPLE_CODES, GasTrack, assess_sample, fresh_deadline, limits_for, pretest_deadline
+from interlock.geometry import Area, area_from_metres
+from interlock.harness_tieoff import HarnessTrack, is_stale, new_track, untied_since
+from interlock.permit_checks import RECORD_CODES, record_problems
+from interlock.qualification import RED, YELLOW, worker_health
+from interlock.site_time import next_site_midnight, site_date
+from schemas import payloads as wire
+from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
+from schemas.decoding import decode_payload, reported_field
+from schemas.envelope import Record, UnreadableRecord
+
+COMMANDS_TOPIC = "interlock.commands"
+FAULTS_TOPIC = "interlock.faults"
+EVIDENCE_TOPIC = "interlock.evidence"
+
+DEVICE_CODES = (
+    "DEVICE_UNKNOWN",
+    "DEVICE_MODEL_UNSUPPORTED",
+    "DEVICE_ID_MISMATCH",
+    "PAYLOAD_UNPARSEABLE",
+    "PAYLOAD_SCHEMA_MISMATCH",
+    "PAYLOAD_VALUE_OUT_OF_RANGE",
+    "FIRMWARE_UNAPPROVED",
+    "DEVICE_CLOCK_SKEW",
+    "RTLS_VENDOR_MISMATCH",
+)
+PERMIT_CODES = RECORD_CODES + (
+    "GUARDIAN_ABSENT",
+    "UNAUTHORISED_ENTRANT",
+    "WORKER_NOT_QUALIFIED",
+    "QUALIFICATION_EXPIRING",
+    "EQUIPMENT_NOT_ON_PLC",
+    "PLC_STATE_STALE",
+    "ISOLATION_NOT_CONFIRMED",
+    "VENTILATION_NOT_RUNNING",
+    "GAS_DATA_STALE",
+    "HARNESS_UNTIED_WARNING",
+    "HARNESS_UNTIED",
+    "HARNESS_DATA_STALE",
+)
+WARNING_CODES = frozenset({"QUALIFICATION_EXPIRING", "HARNESS_UNTIED_WARNING"})
+TERMINAL_STATES = frozenset({"closed", "cancelled"})
+_DIAGNOSIS_CODES = {
+    "json": "PAYLOAD_UNPARSEABLE",
+    "encoding": "PAYLOAD_UNPARSEABLE",
+    "size": "PAYLOAD_UNPARSEABLE",
+    "shape": "PAYLOAD_SCHEMA_MISMATCH",
+    "range": "PAYLOAD_VALUE_OUT_OF_RANGE",
+}
+_ANY = msgspec.json.Decoder()
+_DEVICE_ROW = msgspec.json.Decoder(wire.DeviceRow)
+_ZONE_ROW = msgspec.json.Decoder(wire.ZoneRow)
+_QUALIFICATION_ROW = msgspec.json.Decoder(wire.QualificationRow)
+_PERMIT_ROW = msgspec.json.Decoder(wire.PermitRow)
+_PERMIT_ACTION = msgspec.json.Decoder(wire.PermitAction)
+_ENCODER = msgspec.json.Encoder()
+
+
+class Output(msgspec.Struct, frozen=True, gc=False):
+    """One message to send: topic, key and JSON value."""
+
+    topic: str
+    key: str | None
+    value: bytes
+
+
+class ZoneView(msgspec.Struct, gc=False):
+    row: wire.ZoneRow
+    area: Area
+    entrance: Area | None
+
+
+class PlcView(msgspec.Struct, gc=False):
+    """Latest tag values of one PLC (merged across messages) and when they were last confirmed (record time)."""
+
+    ts: int
+    tags: dict[str, bool]
+
+
+class Position(msgspec.Struct, gc=False):
+    """A tag's last fix that counts as evidence, in mm, at record time."""
+
+    x: int
+    y: int
+    z: int
+    ts: int
+
+
+class PermitRuntime(msgspec.Struct):
+    """A permit record with its decision state: enable, latch, what the last stop and alert said, and its evidence tracks."""
+
+    row: wire.PermitRow
+    enabled: bool = False
+    latched: bool = False
+    stop_codes: tuple[str, ...] = ()
+    warning_codes: tuple[str, ...] = ()
+    reset_alerted: bool = False
+    reset_by: str | None = None
+    gas: dict[str, GasTrack] = msgspec.field(default_factory=dict)
+    guardian_seen: int | None = None
+    wake_at: int | None = None
+
+
+class Site:
+    """All evidence and decisions of one shard of the site."""
+
+    def __init__(self, config: SiteConfig = DEFAULT_CONFIG) -> None:
+        self.config = config
+        self.now = 0
+        self.devices: dict[str, wire.DeviceRow] = {}
+        self.zones: dict[str, ZoneView] = {}
+        self.qualifications: dict[str, wire.QualificationRow] = {}
+        self.permits: dict[str, PermitRuntime] = {}
+        self.sequences: dict[str, SequenceState] = {}
+        self.positions: dict[str, Position] = {}
+        self.harness: dict[str, HarnessTrack] = {}
+        self.plc: dict[str, PlcView] = {}
+        self.faults = FaultBook(config.fault_quiet_clear_ms)
+        self.chain = EvidenceChain()
+        self.commands_issued = 0
+        self.timers: list[tuple[int, int, str]] = []
+        self.timer_count = 0
+        self.closed_with_entrants: dict[str, str] = {}
+        # indexes derived from the tables
+        self.tag_worker: dict[str, str] = {}
+        self.worker_tags: dict[str, list[str]] = {}
+        self.equipment_plc: dict[str, str] = {}
+        self.detector_permits: dict[str, list[str]] = {}
+        self.harness_permits: dict[str, list[str]] = {}
+        self.plc_permits: dict[str, list[str]] = {}
+        self.guardian_permits: dict[str, list[str]] = {}
+        self.active_in_zone: dict[str, list[str]] = {}
+        self.occupants: dict[str, dict[str, None]] = {}
+        self._limits: dict[tuple[str, int], GasLimits] = {}
+        self._commands: list[CommandRecord] = []
+        self._out: list[Output] = []
+        self._handlers: dict[str, Callable[[Record, Source, int], Iterable[str]]] = {
+            "rtls.position": self._on_position,
+            "gas.readings": self._on_gas,
+            "harness.status": self._on_harness,
+            "plc.state": self._on_plc,
+            "cmdb.devices": self._on_device_row,
+            "gis.zones": self._on_zone_row,
+            "hr.qualifications": self._on_qualification_row,
+            "ptw.permits": self._on_permit_row,
+            "ptw.actions": self._on_permit_action,
+        }
+
+    # ------------------------------------------------------------------ public
+
+    def process(self, record: Record | UnreadableRecord) -> list[Output]:
+        """Handle one input record (timers due by its time fire first); returns what to send."""
+        self._advance_to(record.ts)
+        now = self.now = max(self.now, record.ts)
+        if isinstance(record, UnreadableRecord):
+            self.faults.raise_(
+                "ENVELOPE_UNREADABLE", "recording", now, None, f"line {record.line}: {record.problem}"
+            )
+        else:
+            source = Source(record.topic, record.partition, record.offset)
+            handler = self._handlers.get(record.topic)
+            if handler is None:
+                self.faults.raise_("TOPIC_UNKNOWN", record.topic, now, source, f"records on {record.topic} are not read")
+            else:
+                touched = handler(record, source, now)
+                for permit in dict.fromkeys(touched):
+                    self._evaluate(permit, now, source)
+        self._flush()
+        return self._take()
+
+    def process_batch(self, records: Iterable[Record | UnreadableRecord]) -> list[Output]:
+        out: list[Output] = []
+        for record in records:
+            out.extend(self.process(record))
+        return out
+
+    def advance(self, now: int) -> list[Output]:
+        """Fire every timer due by `now` (a live run's wall clock); returns what to send."""
+        self._advance_to(now)
+        self.now = max(self.now, now)
+        return self._take()
+
+    def next_wake(self) -> int | None:
+        """When the next timer is due, for a live run to sleep until."""
+        self._drop_stale_timers()
+        times = [t for t in (self.timers[0][0] if self.timers else None, self.faults.next_expiry()) if t is not None]
+        return min(times) if times else None
+
+    # ------------------------------------------------------------------ time
+
+    def _drop_stale_timers(self) -> None:
+        while self.timers:
+            due, _, permit = self.timers[0]
+            runtime = self.permits.get(permit)
+            if runtime is not None and runtime.wake_at == due:
+                return
+            heapq.heappop(self.timers)
+
+    def _advance_to(self, ts: int) -> None:
+        while True:
+            self._drop_stale_timers()
+            timer = self.timers[0][0] if self.timers else None
+            expiry = self.faults.next_expiry()
+            due = min((t for t in (timer, expiry) if t is not None), default=None)
+            if due is None or due > ts:
+                return
+            self.now = max(self.now, due)
+            if expiry is not None and expiry == due:
+                self.faults.expire_events(due)
+            else:
+                _, _, permit = heapq.heappop(self.timers)
+                self.permits[permit].wake_at = None
+                self._evaluate(permit, due, None)
+            self._flush()
+
+    def _schedule(self, runtime: PermitRuntime, wake: int | None) -> None:
+        if wake == runtime.wake_at:
+            return
+        runtime.wake_at = wake
+        if wake is not None:
+            self.timer_count += 1
+            heapq.heappush(self.timers, (wake, self.timer_count, runtime.row.permit))
+
+    # ------------------------------------------------------------------ outputs
+
+    def _take(self) -> list[Output]:
+        out, self._out = self._out, []
+        return out
+
+    def _flush(self) -> None:
+        for fault in self.faults.flush():
+            self._out.append(Output(FAULTS_TOPIC, fault.id, _ENCODER.encode(fault)))
+            self._out.append(Output(EVIDENCE_TOPIC, None, self.chain.append("fault", fault)))
+        for command in self._commands:
+            self._out.append(Output(COMMANDS_TOPIC, command.permit, _ENCODER.encode(command)))
+            self._out.append(Output(EVIDENCE_TOPIC, None, self.chain.append("command", command)))
+        self._commands.clear()
+
+    def _command(
+        self, kind: str, runtime: PermitRuntime, reasons: list[Reason], trigger: Source | None, now: int,
+        latched: bool | None = None, targets: list[str] | None = None,
+    ) -> None:
+        self.commands_issued += 1
+        row = runtime.row
+        digest = hashlib.sha256(f"{row.permit}|{kind}|{now}|{self.commands_issued}".encode()).hexdigest()[:16]
+        self._commands.append(
+            CommandRecord(
+                f"C-{digest}", now, kind, row.permit, list(row.equipment) if targets is None else targets,
+                reasons, trigger, row.zone, latched,
+            )
+        )
+
+    # ------------------------------------------------------------------ devices
+
+    def _dependents(self, device: str) -> list[str]:
+        """Permits whose evidence comes from the device (detector, harness, PLC, or a tag of their people)."""
+        permits = (
+            self.detector_permits.get(device, [])
+            + self.harness_permits.get(device, [])
+            + self.plc_permits.get(device, [])
+        )
+        worker = self.tag_worker.get(device)
+        if worker is not None:
+            permits += [pid for pid, rt in self.permits.items() if rt.row.state not in TERMINAL_STATES
+                        and (worker in rt.row.workers or worker == rt.row.guardian)]
+        return list(dict.fromkeys(permits))
+
+    def _device_fault(
+        self, code: str, device: str, now: int, source: Source, detail: str, diagnostics: Diagnostics = NO_DIAGNOSTICS
+    ) -> list[str]:
+        """Raise a fault about a device's data; gas tracks of the permits it serves see a reading that is not evidence."""
+        permits = self._dependents(device)
+        self.faults.raise_(code, device, now, source, detail, device=device, permits=permits, diagnostics=diagnostics)
+        for pid in self.detector_permits.get(device, ()):
+            self.permits[pid].gas[device].observe_bad(code, device)
+        return [pid for pid in permits if self.permits[pid].row.state == "active"] if permits else []
+
+    def _trusted_reading(self, record: Record, source: Source, now: int, family: str, id_field: str):
+        """The device's normalised reading when it is evidence, else (None, permits to re-decide) after raising the fault."""
+        payload = record.payload
+        device = record.key or (reported_field(payload, id_field) if payload is not None else None) or "?"
+        row = self.devices.get(device)
+        if payload is None:
+            return None, self._device_fault("PAYLOAD_UNPARSEABLE", device, now, source, f"{device}: empty (null) payload on {record.topic}")
+        if row is None or row.family != family:
+            why = "has no CMDB row" if row is None else f"is a {row.family} in the CMDB, not {family}"
+            return None, self._device_fault("DEVICE_UNKNOWN", device, now, source, f"{device} on {record.topic} {why}")
+        schema = PLC_SCHEMA if family == "plc" else schema_for_firmware(row.model, row.firmware)
+        if schema is None:
+            return None, self._device_fault(
+                "DEVICE_MODEL_UNSUPPORTED", device, now, source,
+                f"{device}: the protocol catalog has no schema for model {row.model} firmware {row.firmware}",
+            )
+        reading, diagnosis = decode_payload(schema, payload)
+        if diagnosis is not None:
+            self.sequences.pop(device, None)
+            reported = reported_field(payload, "fw")
+            detail = (
+                f"{device} ({row.model or family}, approved firmware {row.firmware or 'n/a'}, reports "
+                f"{reported or 'no firmware'}) sent a payload that does not fit {schema}: {diagnosis.summary()}"
+            )
+            return None, self._device_fault(
+                _DIAGNOSIS_CODES[diagnosis.kind], device, now, source, detail,
+                Diagnostics(reported, row.firmware, schema, list(diagnosis.matches) or None, diagnosis.path,
+                            diagnosis.expected, diagnosis.got),
+            )
+        reported_id = getattr(reading, "device", None) or getattr(reading, "plc", None)
+        if reported_id != device:
+            return None, self._device_fault(
+                "DEVICE_ID_MISMATCH", device, now, source, f"record key {device} but the payload says {reported_id}"
+            )
+        if family != "plc" and reading.firmware != row.firmware:
+            other = schema_for_firmware(row.model, reading.firmware)
+            return None, self._device_fault(
+                "FIRMWARE_UNAPPROVED", device, now, source,
+                f"{device} reports firmware {reading.firmware}, approved is {row.firmware}",
+                Diagnostics(reading.firmware, row.firmware, schema, [other] if other else None),
+            )
+        skew = reading.ts - record.ts
+        if abs(skew) > self.config.clock_skew_max_ms:
+            return None, self._device_fault(
+                "DEVICE_CLOCK_SKEW", device, now, source,
+                f"{device} clock is {abs(skew) / 1000:.1f} s {'ahead of' if skew > 0 else 'behind'} the record time "
+                f"(limit {self.config.clock_skew_max_ms / 1000:g} s)",
+            )
+        verdict, lost = check_sequence(self.sequences.get(device), reading.seq, reading.ts)
+        if verdict == DUPLICATE:
+            self.faults.raise_("SEQ_DUPLICATE", device, now, source, f"{device} seq {reading.seq} again: dropped", device=device)
+            return None, []
+        if verdict == RESTART:
+            self.faults.raise_("SEQ_RESET", device, now, source, f"{device} seq went back to {reading.seq}", device=device)
+        elif lost:
+            self.faults.raise_("SEQ_GAP", device, now, source, f"{device} lost {lost} message(s) before seq {reading.seq}",
+                               device=device, times=lost)
+        self.sequences[device] = SequenceState(reading.seq, reading.ts)
+        self.faults.reconcile(DEVICE_CODES, device, _NONE, now, source)
+        return reading, None
+
+    def _on_gas(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        sample, touched = self._trusted_reading(record, source, now, "gas", "dev")
+        if sample is None:
+            return touched
+        device = sample.device
+        permits = self.detector_permits.get(device, [])
+        present: dict[str, str] = {}
+        affected: dict[str, list[str]] = {}
+        keep = self.config.gas_pretest_readings
+        for pid in permits:
+            runtime = self.permits[pid]
+            problems = assess_sample(sample, self._limits_for(runtime.row.type, now), now, self.config)
+            track = runtime.gas[device]
+            if problems:
+                for code, detail in problems:
+                    present.setdefault(code, detail)
+                    affected.setdefault(code, []).append(pid)
+                track.observe_bad(problems[0][0], device)
+            else:
+                track.observe_good(now, keep)
+        if not permits:
+            for code, detail in assess_sample(sample, self._limits_for("", now), now, self.config):
+                present.setdefault(code, detail)
+        for code, detail in present.items():
+            self.faults.raise_(code, device, now, source, detail, device=device, permits=affected.get(code))
+        self.faults.reconcile(SAMPLE_CODES, device, present.keys(), now, source)
+        return [pid for pid in permits if self.permits[pid].row.state == "active"]
+
+    def _on_harness(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        sample, touched = self._trusted_reading(record, source, now, "harness", "dev")
+        if sample is None:
+            return touched
+        track = self.harness.get(sample.device)
+        if track is None:
+            self.harness[sample.device] = new_track(now, sample.height_mm, sample.tied, self.config)
+        else:
+            track.observe(now, sample.height_mm, sample.tied, self.config)
+        return self._active(self.harness_permits.get(sample.device, ()))
+
+    def _on_plc(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        state, touched = self._trusted_reading(record, source, now, "plc", "plc")
+        if state is None:
+            return touched
+        view = self.plc.get(state.plc)
+        if view is None:
+            self.plc[state.plc] = PlcView(now, dict(state.tags))
+        else:
+            view.ts = now
+            view.tags.update(state.tags)
+        return self._active(self.plc_permits.get(state.plc, ()))
+
+    def _on_position(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        payload = record.payload
+        subject = record.key or "rtls.position"
+        if payload is None:
+            return self._device_fault("PAYLOAD_UNPARSEABLE", subject, now, source, f"{subject}: empty (null) payload on rtls.position")
+        head = payload.lstrip()[:1]
+        schema = "qubit/2" if head in ("[", b"[") else "anchorline/4"
+        fixes, diagnosis = decode_payload(schema, payload)
+        if diagnosis is not None:
+            detail = f"{subject} sent a position payload that does not fit {schema}: {diagnosis.summary()}"
+            return self._device_fault(
+                _DIAGNOSIS_CODES[diagnosis.kind], subject, now, source, detail,
+                Diagnostics(None, None, schema, list(diagnosis.matches) or None, diagnosis.path, diagnosis.expected,
+                            diagnosis.got),
+            )
+        touched: list[str] = []
+        skew_max = self.config.clock_skew_max_ms
+        for fix in fixes:
+            tag = fix.tag
+            row = self.devices.get(tag)
+            if row is None or row.family != "uwb_tag":
+                if fix.located:
+                    self.faults.raise_("DEVICE_UNKNOWN", tag, now, source, f"UWB tag {tag} has no CMDB row", device=tag)
+            elif schema_for_vendor(row.vendor) != schema:
+                touched += self._device_fault(
+                    "RTLS_VENDOR_MISMATCH", tag, now, source,
+                    f"tag {tag} is a {row.vendor} tag in the CMDB but reported in {schema} format",
+                )
+                continue
+            if abs(fix.ts - record.ts) > skew_max:
+                touched += self._device_fault(
+                    "DEVICE_CLOCK_SKEW", tag, now, source,
+                    f"tag {tag} fix time is {abs(fix.ts - record.ts) / 1000:.1f} s from the record time",
+                )
+                continue
+            if not fix.located or fix.quality < self.config.fix_quality_min:
+                continue
+            last = self.positions.get(tag)
+            if last is not None and fix.ts <= last.ts:
+                self.faults.raise_("SEQ_DUPLICATE", tag, now, source, f"tag {tag} fix not newer than the last: dropped", device=tag)
+                continue
+            if row is not None:
+                self.faults.reconcile(DEVICE_CODES, tag, _NONE, now, source)
+            self.positions[tag] = Position(fix.x, fix.y, fix.z, fix.ts)
+            touched += self._place(tag, fix.x, fix.y, fix.z, now)
+        return touched
+
+    def _place(self, tag: str, x: int, y: int, z: int, now: int) -> list[str]:
+        """Update zone occupancy and guardian presence for a new fix; returns the permits to re-decide."""
+        touched: list[str] = []
+        for zone_id, permits in self.active_in_zone.items():
+            view = self.zones.get(zone_id)
+            if view is None:
+                continue
+            inside = view.area.contains(x, y, z)
+            occupants = self.occupants.setdefault(zone_id, {})
+            if inside != (tag in occupants):
+                if inside:
+                    occupants[tag] = None
+                else:
+                    del occupants[tag]
+                touched += permits
+        worker = self.tag_worker.get(tag)
+        if worker is not None:
+            for pid in self.guardian_permits.get(worker, ()):
+                runtime = self.permits[pid]
+                area = self._guardian_area(runtime.row)
+                if area is not None and area.contains(x, y, z):
+                    absent = runtime.guardian_seen is None or now - runtime.guardian_seen > self.config.guardian_absence_max_ms
+                    runtime.guardian_seen = now
+                    if absent and runtime.row.state == "active":
+                        touched.append(pid)
+        if self.closed_with_entrants:
+            self._recheck_entrants(now)
+        return touched
+
+    def _guardian_area(self, row: wire.PermitRow) -> Area | None:
+        view = self.zones.get(row.zone)
+        if view is None:
+            return None
+        if row.type == "confined_space":
+            return view.entrance
+        return view.area
+
+    # ------------------------------------------------------------------ tables
+
+    def _table_row(self, decoder: msgspec.json.Decoder, record: Record, source: Source, now: int):
+        try:
+            return decoder.decode(record.payload)
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            self.faults.raise_(
+                "TABLE_ROW_INVALID", f"{record.topic}/{record.key}", now, source,
+                f"{record.topic} row for {record.key}: {error}",
+            )
+            return None
+
+    def _tombstone_key(self, record: Record, source: Source, now: int) -> str | None:
+        if record.key is None:
+            self.faults.raise_("TOMBSTONE_WITHOUT_KEY", record.topic, now, source, f"tombstone on {record.topic} has no key")
+        return record.key
+
+    def _on_device_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        if record.payload is None:
+            key = self._tombstone_key(record, source, now)
+            if key is None or self.devices.pop(key, None) is None:
+                return []
+        else:
+            row = self._table_row(_DEVICE_ROW, record, source, now)
+            if row is None:
+                return []
+            self.devices[row.device] = row
+        self._index_devices()
+        return self._all_active()
+
+    def _on_zone_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        if record.payload is None:
+            key = self._tombstone_key(record, source, now)
+            if key is None or self.zones.pop(key, None) is None:
+                return []
+            self.occupants.pop(key, None)
+        else:
+            row = self._table_row(_ZONE_ROW, record, source, now)
+            if row is None:
+                return []
+            entrance = area_from_metres(row.entrance.polygon) if row.entrance is not None else None
+            self.zones[row.zone] = ZoneView(row, area_from_metres(row.polygon, row.z), entrance)
+            if row.zone in self.active_in_zone:
+                self._fill_occupants(row.zone)
+            self._refresh_guardians()
+        return self._all_active()
+
+    def _on_qualification_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        if record.payload is None:
+            key = self._tombstone_key(record, source, now)
+            if key is None or self.qualifications.pop(key, None) is None:
+                return []
+            worker = key
+        else:
+            row = self._table_row(_QUALIFICATION_ROW, record, source, now)
+            if row is None:
+                return []
+            self.qualifications[row.worker] = row
+            worker = row.worker
+        return [pid for pid, rt in self.permits.items() if rt.row.state == "active" and worker in rt.row.workers]
+
+    def _on_permit_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        if record.payload is None:
+            key = self._tombstone_key(record, source, now)
+            runtime = self.permits.get(key) if key is not None else None
+            if runtime is None:
+                return []
+            row = msgspec.structs.replace(runtime.row, state="cancelled")
+        else:
+            row = self._table_row(_PERMIT_ROW, record, source, now)
+            if row is None:
+                return []
+            runtime = self.permits.get(row.permit)
+            if runtime is not None and row.rev <= runtime.row.rev:
+                self.faults.raise_(
+                    "PERMIT_STALE_REV", row.permit, now, source,
+                    f"{row.permit} rev {row.rev} is not newer than rev {runtime.row.rev} held: ignored",
+                )
+                return []
+        previous_state = runtime.row.state if runtime is not None else None
+        if runtime is None:
+            runtime = self.permits[row.permit] = PermitRuntime(row)
+        runtime.row = row
+        runtime.gas = {device: runtime.gas.get(device) or GasTrack() for device in row.detectors}
+        self._index_permits()
+        self._refresh_guardians()
+        if row.type == "confined_space" and row.state == "closed" and previous_state != "closed":
+            self._check_entrants_at_close(runtime, now, source)
+        return [row.permit] + self.active_in_zone.get(row.zone, [])
+
+    def _on_permit_action(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        action = self._table_row(_PERMIT_ACTION, record, source, now) if record.payload is not None else None
+        if action is None:
+            return []
+        runtime = self.permits.get(action.permit)
+        if runtime is None:
+            self.faults.raise_("PERMIT_UNKNOWN", action.permit, now, source, f"{action.action} for unknown permit {action.permit}")
+            return []
+        if action.action == "ack":
+            return []
+        if action.action != "reset":
+            self.faults.raise_("ACTION_UNKNOWN", action.permit, now, source, f"action {action.action!r} by {action.by}")
+            return []
+        if action.by != runtime.row.approver:
+            self.faults.raise_(
+                "RESET_UNAUTHORISED", action.permit, now, source,
+                f"{action.by} tried to reset {action.permit}; only its approver {runtime.row.approver} may: refused",
+                permits=[action.permit],
+            )
+            return []
+        if not runtime.latched:
+            return []
+        stops, _, _ = self._preconditions(runtime, now, source)
+        if stops:
+            self.faults.raise_(
+                "RESET_REFUSED_CAUSES_PRESENT", action.permit, now, source,
+                f"reset by {action.by} refused: {', '.join(dict.fromkeys(r.code for r in stops))} still present",
+                permits=[action.permit],
+            )
+            return []
+        runtime.latched = False
+        runtime.reset_by = action.by
+        return [action.permit]
+
+    # ------------------------------------------------------------------ indexes
+
+    def _index_devices(self) -> None:
+        self.tag_worker = {d.device: d.worker for d in self.devices.values() if d.family == "uwb_tag" and d.worker}
+        self.worker_tags = {}
+        for tag, worker in self.tag_worker.items():
+            self.worker_tags.setdefault(worker, []).append(tag)
+        self.equipment_plc = {}
+        for d in self.devices.values():
+            if d.family == "plc":
+                for equipment in d.equipment:
+                    self.equipment_plc.setdefault(equipment, d.device)
+        self._index_permits()
+        self._refresh_guardians()
+
+    def _index_permits(self) -> None:
+        detectors: dict[str, list[str]] = {}
+        harnesses: dict[str, list[str]] = {}
+        plcs: dict[str, list[str]] = {}
+        guardians: dict[str, list[str]] = {}
+        active: dict[str, list[str]] = {}
+        for pid, runtime in self.permits.items():
+            row = runtime.row
+            if row.state in TERMINAL_STATES:
+                continue
+            for device in row.detectors:
+                detectors.setdefault(device, []).append(pid)
+            for device in row.harnesses:
+                harnesses.setdefault(device, []).append(pid)
+            for equipment in row.isolations + row.ventilation:
+                plc = self.equipment_plc.get(equipment)
+                if plc is not None and pid not in plcs.get(plc, ()):
+                    plcs.setdefault(plc, []).append(pid)
+            guardians.setdefault(row.guardian, []).append(pid)
+            if row.state == "active":
+                active.setdefault(row.zone, []).append(pid)
+        self.detector_permits, self.harness_permits, self.plc_permits = detectors, harnesses, plcs
+        self.guardian_permits = guardians
+        newly_watched = [zone for zone in active if zone not in self.active_in_zone]
+        self.active_in_zone = active
+        for zone in list(self.occupants):
+            if zone not in active:
+                del self.occupants[zone]
+        for zone in newly_watched:
+            self._fill_occupants(zone)
+
+    def _fill_occupants(self, zone: str) -> None:
+        view = self.zones.get(zone)
+        if view is None:
+            self.occupants.pop(zone, None)
+            return
+        self.occupants[zone] = {
+            tag: None for tag, p in self.positions.items() if view.area.contains(p.x, p.y, p.z)
+        }
+
+    def _refresh_guardians(self) -> None:
+        """Guardian presence from the guardian's latest fixes, for permits that have not seen their guardian yet."""
+        for runtime in self.permits.values():
+            if runtime.guardian_seen is not None or runtime.row.state in TERMINAL_STATES:
+                continue
+            area = self._guardian_area(runtime.row)
+            if area is None:
+                continue
+            seen = [
+                p.ts for tag in self.worker_tags.get(runtime.row.guardian, ())
+                if (p := self.positions.get(tag)) is not None and area.contains(p.x, p.y, p.z)
+            ]
+            if seen:
+                runtime.guardian_seen = max(seen)
+
+    def _active(self, permits: Iterable[str]) -> list[str]:
+        return [pid for pid in permits if self.permits[pid].row.state == "active"]
+
+    def _all_active(self) -> list[str]:
+        return [pid for pid, rt in self.permits.items() if rt.row.state == "active"]
+
+    def _limits_for(self, work_type: str, now: int) -> GasLimits:
+        month = site_date(now, self.config.utc_offset_minutes).month
+        key = (work_type, month)
+        limits = self._limits.get(key)
+        if limits is None:
+            limits = self._limits[key] = limits_for(self.config, work_type, month)
+        return limits
+
+    # ------------------------------------------------------------------ confined-space close
+
+    def _entrants(self, zone: str) -> list[str]:
+        view = self.zones.get(zone)
+        if view is None:
+            return []
+        return [
+            self.tag_worker.get(tag, f"unregistered tag {tag}")
+            for tag, p in self.positions.items() if view.area.contains(p.x, p.y, p.z)
+        ]
+
+    def _check_entrants_at_close(self, runtime: PermitRuntime, now: int, source: Source) -> None:
+        row = runtime.row
+        inside = self._entrants(row.zone)
+        if not inside:
+            return
+        fault = self.faults.raise_(
+            "ENTRANT_LEFT_INSIDE", row.permit, now, source,
+            f"{row.permit} closed with {', '.join(inside)} last located inside {row.zone}", permits=[row.permit],
+        )
+        self.faults.cite(fault, now, True)
+        self.closed_with_entrants[row.permit] = row.zone
+        reasons = [Reason("ENTRANT_LEFT_INSIDE", f"{', '.join(inside)} last located inside {row.zone}", fault)]
+        self._command(HARD_STOP, runtime, reasons, source, now, latched=False)
+        runtime.enabled = False
+
+    def _recheck_entrants(self, now: int) -> None:
+        for pid, zone in list(self.closed_with_entrants.items()):
+            if not self._entrants(zone):
+                del self.closed_with_entrants[pid]
+                self.faults.clear("ENTRANT_LEFT_INSIDE", pid, now, None)
+
+    # ------------------------------------------------------------------ decisions
+
+    def _evaluate(self, pid: str, now: int, trigger: Source | None) -> None:
+        """Decide one permit at `now`: ENABLE, HARD_STOP (a trip latches), ALERT, or nothing new."""
+        runtime = self.permits[pid]
+        row = runtime.row
+        if row.state != "active":
+            if runtime.enabled:
+                reason = Reason("PERMIT_NOT_ACTIVE", f"{pid} is {row.state}", None)
+                self._command(HARD_STOP, runtime, [reason], trigger, now, latched=False)
+                runtime.enabled = False
+            runtime.stop_codes = runtime.warning_codes = ()
+            self.faults.reconcile(PERMIT_CODES, pid, _NONE, now, trigger)
+            self._schedule(runtime, None)
+            return
+        stops, warnings, wake = self._preconditions(runtime, now, trigger)
+        if stops:
+            for reason in stops:
+                self.faults.cite(reason.fault, now, True)
+            codes = tuple(dict.fromkeys(r.code for r in stops))
+            # Once stopped, only a new fault is news; a stop that only waits (pre-test running) is not repeated.
+            news = [
+                r for r in stops
+                if r.code not in runtime.stop_codes and (r.fault is not None or not runtime.stop_codes)
+            ]
+            if runtime.enabled or news:
+                latched = runtime.enabled or runtime.latched
+                self._command(HARD_STOP, runtime, stops, trigger, now, latched=latched)
+                runtime.latched = latched
+                runtime.enabled = False
+            runtime.stop_codes = codes
+            runtime.reset_alerted = False
+        else:
+            runtime.stop_codes = ()
+            if runtime.latched:
+                if not runtime.reset_alerted:
+                    reason = Reason(
+                        "TRIP_RESET_REQUIRED",
+                        f"causes of the stop are gone{self._gas_summary(runtime, now)}; {row.approver} may reset {pid}", None,
+                    )
+                    self._command(ALERT, runtime, [reason], trigger, now, targets=[row.approver])
+                    runtime.reset_alerted = True
+            elif not runtime.enabled:
+                reasons = []
+                if runtime.reset_by is not None:
+                    reasons.append(Reason("RESET_ACCEPTED", f"reset by approver {runtime.reset_by}", None))
+                    runtime.reset_by = None
+                reasons.append(Reason(
+                    "ALL_PRECONDITIONS_MET",
+                    f"{pid} {row.type} in {row.zone}: every precondition holds{self._gas_summary(runtime, now)}", None,
+                ))
+                self._command(ENABLE, runtime, reasons, trigger, now)
+                runtime.enabled = True
+        warning_codes = tuple(r.code for r in warnings)
+        if any(code not in runtime.warning_codes for code in warning_codes):
+            self._command(ALERT, runtime, warnings, trigger, now, targets=[row.guardian])
+        runtime.warning_codes = warning_codes
+        self._schedule(runtime, wake)
+
+    def _preconditions(self, runtime: PermitRuntime, now: int, source: Source | None) -> tuple[list[Reason], list[Reason], int | None]:
+        """What stops the permit and what only warns, each resting on its fault, and when time alone changes the answer."""
+        config = self.config
+        row = runtime.row
+        pid = row.permit
+        problems: list[tuple[str, str]] = []
+        device_reasons: list[Reason] = []
+        wakes: list[int | None] = []
+        view = self.zones.get(row.zone)
+        record, wake = record_problems(row, view.row if view else None, now, config)
+        problems += record
+        wakes.append(wake)
+        # guardian
+        area = self._guardian_area(row)
+        where = f"the entrance of {row.zone}" if row.type == "confined_space" else row.zone
+        if view is not None and area is None:
+            problems.append(("GUARDIAN_ABSENT", f"{row.zone} has no entrance area in the GIS to locate guardian {row.guardian}"))
+        elif view is not None:
+            seen = runtime.guardian_seen
+            if seen is None:
+                problems.append(("GUARDIAN_ABSENT", f"guardian {row.guardian} not located in {where}"))
+            elif now - seen > config.guardian_absence_max_ms:
+                problems.append((
+                    "GUARDIAN_ABSENT",
+                    f"guardian {row.guardian} not located in {where} for {(now - seen) / 1000:.0f} s "
+                    f"(limit {config.guardian_absence_max_ms / 1000:g} s)",
+                ))
+            else:
+                wakes.append(seen + config.guardian_absence_max_ms + 1)
+        # people inside
+        authorised = set()
+        for other in self.active_in_zone.get(row.zone, ()):
+            other_row = self.permits[other].row
+            authorised.update(other_row.workers)
+            authorised.add(other_row.guardian)
+        intruders: list[str] = []
+        inside: set[str] = set()
+        for tag in self.occupants.get(row.zone, ()):
+            worker = self.tag_worker.get(tag)
+            if worker is None:
+                intruders.append(f"unregistered tag {tag}")
+            elif worker not in authorised:
+                intruders.append(worker)
+            else:
+                inside.add(worker)
+        if intruders:
+            problems.append(("UNAUTHORISED_ENTRANT", f"{', '.join(intruders)} inside {row.zone}, not on its active permits"))
+        accepted = config.certificate_types.get(row.type)
+        warnings: list[tuple[str, str]] = []
+        if accepted:
+            today = site_date(now, config.utc_offset_minutes)
+            for worker in row.workers:
+                if worker in inside:
+                    grade, detail = worker_health(worker, self.qualifications.get(worker), accepted, today, config)
+                    if grade == RED:
+                        problems.append(("WORKER_NOT_QUALIFIED", detail))
+                    elif grade == YELLOW:
+                        warnings.append(("QUALIFICATION_EXPIRING", detail))
+            wakes.append(next_site_midnight(now, config.utc_offset_minutes))
+        # PLC signals
+        for names, signal, code in ((row.isolations, "isolated", "ISOLATION_NOT_CONFIRMED"),
+                                    (row.ventilation, "running", "VENTILATION_NOT_RUNNING")):
+            for equipment in names:
+                plc = self.equipment_plc.get(equipment)
+                view_plc = self.plc.get(plc) if plc is not None else None
+                if plc is None:
+                    problems.append(("EQUIPMENT_NOT_ON_PLC", f"{equipment} is on no PLC in the CMDB"))
+                elif view_plc is None:
+                    problems.append(("PLC_STATE_STALE", f"no state from {plc} yet ({equipment}.{signal})"))
+                elif now - view_plc.ts > config.plc_state_max_age_ms:
+                    problems.append(("PLC_STATE_STALE", f"{plc} state is {(now - view_plc.ts) / 1000:.0f} s old "
+                                                        f"(limit {config.plc_state_max_age_ms / 1000:g} s)"))
+                else:
+                    wakes.append(view_plc.ts + config.plc_state_max_age_ms + 1)
+                    value = view_plc.tags.get(f"{equipment}.{signal}")
+                    if value is not True:
+                        problems.append((code, f"{plc} {equipment}.{signal} is {'absent' if value is None else str(value).lower()}"))
+        # gas
+        if row.type in config.gas_work_types:
+            for device in row.detectors:
+                track = runtime.gas[device]
+                if track.problem is not None:
+                    fault_id = self.faults.fault_id(track.problem, track.problem_subject or device)
+                    fault = self.faults.by_id.get(fault_id) if fault_id else None
+                    detail = fault.detail if fault is not None else f"latest reading from {device} is not qualified"
+                    device_reasons.append(Reason(track.problem, detail, fault_id))
+                elif runtime.enabled:
+                    deadline = fresh_deadline(track, config)
+                    if deadline is None or now > deadline:
+                        age = "none yet" if track.last_good is None else f"{(now - track.last_good) / 1000:.0f} s old"
+                        problems.append(("GAS_DATA_STALE", f"{device}: latest qualified reading {age} "
+                                                           f"(limit {config.gas_reading_max_age_ms / 1000:g} s)"))
+                    else:
+                        wakes.append(deadline + 1)
+                else:
+                    deadline = pretest_deadline(track, config)
+                    if deadline is None or now > deadline:
+                        device_reasons.append(Reason("GAS_PRETEST_INCOMPLETE", self._pretest_detail(device, track, now), None))
+                    else:
+                        wakes.append(deadline + 1)
+        # harnesses
+        for device in row.harnesses:
+            track = self.harness.get(device)
+            if track is None:
+                problems.append(("HARNESS_DATA_STALE", f"{device} has not reported"))
+                continue
+            stale = is_stale(track, now, config)
+            since = untied_since(track, now, config)
+            if since is not None:
+                untied = now - since
+                how = "silent at height" if stale and track.untied_since is None else "untied at height"
+                detail = f"{device} {how} {track.height_mm / 1000:g} m for {untied / 1000:.0f} s"
+                if untied >= config.harness_untied_stop_ms:
+                    problems.append(("HARNESS_UNTIED", detail))
+                elif untied >= config.harness_untied_alert_ms:
+                    warnings.append(("HARNESS_UNTIED_WARNING", detail))
+                    wakes.append(since + config.harness_untied_stop_ms)
+                else:
+                    wakes.append(since + config.harness_untied_alert_ms)
+            elif stale and not runtime.enabled:
+                problems.append(("HARNESS_DATA_STALE", f"{device} silent for {(now - track.last_ts) / 1000:.0f} s"))
+            if not stale:
+                wakes.append(track.last_ts + config.harness_stale_ms + 1)
+        stops = self._permit_reasons(pid, problems, now, source) + device_reasons
+        alerts = self._permit_reasons(pid, warnings, now, source)
+        present = {r.code for r in stops} | {r.code for r in alerts}
+        self.faults.reconcile(PERMIT_CODES, pid, present, now, source)
+        future = [w for w in wakes if w is not None and w > now]
+        return stops, alerts, min(future) if future else None
+
+    def _permit_reasons(self, pid: str, problems: list[tuple[str, str]], now: int, source: Source | None) -> list[Reason]:
+        """One reason per code (details joined), each resting on the permit's open fault for that code."""
+        merged: dict[str, list[str]] = {}
+        for code, detail in problems:
+            merged.setdefault(code, []).append(detail)
+        reasons = []
+        for code, details in merged.items():
+            detail = "; ".join(details)
+            fault_id = self.faults.fault_id(code, pid)
+            if fault_id is None:
+                fault_id = self.faults.raise_(code, pid, now, source, detail, permits=[pid])
+            reasons.append(Reason(code, detail, fault_id))
+        return reasons
+
+    def _gas_summary(self, runtime: PermitRuntime, now: int) -> str:
+        """`(gas test: GAS-07 5 qualified readings over 4 s)` for permits that need one, else empty."""
+        if runtime.row.type not in self.config.gas_work_types or not runtime.gas:
+            return ""
+        parts = []
+        for device, track in runtime.gas.items():
+            if track.run:
+                parts.append(f"{device} {len(track.run)} qualified readings over {(now - track.run[0]) / 1000:.0f} s")
+        return f" (gas test: {', '.join(parts)})" if parts else ""
+
+    def _pretest_detail(self, device: str, track: GasTrack, now: int) -> str:
+        config = self.config
+        needed = config.gas_pretest_readings
+        window = config.gas_pretest_window_ms
+        recent = [t for t in track.run if now - t <= window]
+        if track.last_good is None:
+            return f"{device}: no qualified reading yet"
+        if now - track.last_good > config.gas_reading_max_age_ms:
+            return f"{device}: latest qualified reading {(now - track.last_good) / 1000:.0f} s old"
+        return f"{device}: {len(recent)} of {needed} consecutive qualified readings within {window / 1000:g} s"
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def describe_catalog_code(code: str) -> str:
+    """The meaning of a fault code, for timelines."""
+    return CATALOG[code].meaning
