@@ -1,0 +1,1 @@
+"""Simulated site: scenarios written as TOML, played into recordings that replay like `kcat -C -J` captures."""

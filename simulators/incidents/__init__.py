@@ -1,0 +1,1 @@
+"""Incident scenarios and their committed recordings; `python -m simulators.incidents` regenerates them."""
