@@ -87,6 +87,15 @@ class SiteConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 DEFAULT_CONFIG = SiteConfig()
 
 
+MERGED_TABLES = ("gas_limit_overrides", "certificate_types", "max_window_hours")
+"""Per-work-type tables: a file that names one work type keeps the defaults of the others."""
+
+
 def load_config(text: bytes | str) -> SiteConfig:
     """Parse TOML site settings; raises msgspec.ValidationError naming the bad key and value."""
-    return msgspec.toml.decode(text, type=SiteConfig)
+    raw = msgspec.toml.decode(text)
+    for name in MERGED_TABLES:
+        given = raw.get(name)
+        if isinstance(given, dict):
+            raw[name] = {**getattr(DEFAULT_CONFIG, name), **given}
+    return msgspec.convert(raw, SiteConfig)

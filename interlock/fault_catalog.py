@@ -167,3 +167,47 @@ REASONS_WITHOUT_FAULT: dict[str, str] = {
 
 def action_for(code: str) -> str:
     return CATALOG[code].action
+
+
+def catalog_markdown() -> str:
+    """docs/faults.md: every code, grade, meaning and the operator's action, from this table."""
+    lines = [
+        "# Fault catalog",
+        "",
+        "Generated from `interlock/fault_catalog.py`; regenerate with",
+        "`.venv/bin/python -c \"from interlock.fault_catalog import catalog_markdown as m; print(m(), end='')\" > docs/faults.md`.",
+        "",
+        "## Grades",
+        "",
+        "| grade | meaning |",
+        "|---|---|",
+        "| CRITICAL | A safety function for active or requested work is lost. Always comes with a HARD_STOP or a refused start; a fault of a lower base grade is raised as CRITICAL (or re-sent as CRITICAL) as soon as a stop or refusal rests on it. |",
+        "| MAJOR | A safety input is degraded; nothing active depends on it yet. |",
+        "| MINOR | Data quality absorbed without loss (duplicates dropped, gaps counted). |",
+        "| INFO | For the record. |",
+        "",
+        "A fault is identified by its code and its subject (the device, permit, worker or topic it is about). It is "
+        "raised once and counted while it recurs. *Lasting* faults are cleared when their condition ends (a trusted "
+        "payload from the device, the precondition holding again); *event* faults are cleared after "
+        "`fault_quiet_clear_ms` (60 s) without recurrence. The `cleared` record carries the final count.",
+        "",
+        "## Codes",
+        "",
+        "| code | base grade | clears | meaning | operator's action |",
+        "|---|---|---|---|---|",
+    ]
+    for code, kind in CATALOG.items():
+        clears = "when it ends" if kind.lasting else "after quiet"
+        lines.append(f"| `{code}` | {kind.grade} | {clears} | {kind.meaning} | {kind.action} |")
+    lines += [
+        "",
+        "## Reasons that are not faults",
+        "",
+        "Commands carry these reason codes with `fault: null`.",
+        "",
+        "| code | meaning |",
+        "|---|---|",
+    ]
+    for code, meaning in REASONS_WITHOUT_FAULT.items():
+        lines.append(f"| `{code}` | {meaning} |")
+    return "\n".join(lines) + "\n"
