@@ -87,6 +87,7 @@ class FaultBook:
         self.quiet_clear_ms = quiet_clear_ms
         self.open: dict[tuple[str, str], OpenFault] = {}
         self.by_id: dict[str, OpenFault] = {}
+        self.open_per_subject: dict[str, int] = {}
         self.issued = 0
         self._pending: list[FaultRecord] = []
         self._pending_raise: dict[str, FaultRecord] = {}
@@ -127,6 +128,7 @@ class FaultBook:
         )
         self.open[key] = fault
         self.by_id[fault.id] = fault
+        self.open_per_subject[subject] = self.open_per_subject.get(subject, 0) + 1
         record = self._record(fault, ts, "raised")
         self._pending.append(record)
         self._pending_raise[fault.id] = record
@@ -138,6 +140,11 @@ class FaultBook:
         if fault is None:
             return
         del self.by_id[fault.id]
+        remaining = self.open_per_subject[subject] - 1
+        if remaining:
+            self.open_per_subject[subject] = remaining
+        else:
+            del self.open_per_subject[subject]
         self._pending_raise.pop(fault.id, None)
         record = self._record(fault, ts, "cleared")
         record.source = source
@@ -145,6 +152,8 @@ class FaultBook:
 
     def reconcile(self, codes: tuple[str, ...], subject: str, present: set[str], ts: int, source: Source | None) -> None:
         """Clear those of `codes` about `subject` that are no longer `present`."""
+        if subject not in self.open_per_subject:
+            return
         for code in codes:
             if code not in present and (code, subject) in self.open:
                 self.clear(code, subject, ts, source)

@@ -27,6 +27,7 @@ from interlock.fault_catalog import CATALOG
 from interlock.faults import Diagnostics, FaultBook, NO_DIAGNOSTICS, Source
 from interlock.gas_test import SAMPLE_CODES, GasTrack, assess_sample, fresh_deadline, limits_for, pretest_deadline
 from interlock.geometry import Area, area_from_metres
+from interlock.occupancy import ZoneOccupancy
 from interlock.harness_tieoff import HarnessTrack, is_stale, new_track, untied_since
 from interlock.permit_checks import RECORD_CODES, record_problems
 from interlock.qualification import RED, YELLOW, worker_health
@@ -157,7 +158,7 @@ class Site:
         self.plc_permits: dict[str, list[str]] = {}
         self.guardian_permits: dict[str, list[str]] = {}
         self.active_in_zone: dict[str, list[str]] = {}
-        self.occupants: dict[str, dict[str, None]] = {}
+        self.occupancy = ZoneOccupancy()
         self._limits: dict[tuple[str, int], GasLimits] = {}
         self._commands: list[CommandRecord] = []
         self._out: list[Output] = []
@@ -372,6 +373,7 @@ class Site:
         present: dict[str, str] = {}
         affected: dict[str, list[str]] = {}
         keep = self.config.gas_pretest_readings
+        decide: list[str] = []
         for pid in permits:
             runtime = self.permits[pid]
             problems = assess_sample(sample, self._limits_for(runtime.row.type, now), now, self.config)
@@ -381,15 +383,20 @@ class Site:
                     present.setdefault(code, detail)
                     affected.setdefault(code, []).append(pid)
                 track.observe_bad(problems[0][0], device)
+                decide.append(pid)
             else:
+                was_good = track.problem is None and track.last_good is not None
                 track.observe_good(now, keep)
+                # An enabled permit whose detector stays good needs no new decision: its freshness timer re-decides.
+                if not (was_good and runtime.enabled):
+                    decide.append(pid)
         if not permits:
             for code, detail in assess_sample(sample, self._limits_for("", now), now, self.config):
                 present.setdefault(code, detail)
         for code, detail in present.items():
             self.faults.raise_(code, device, now, source, detail, device=device, permits=affected.get(code))
         self.faults.reconcile(SAMPLE_CODES, device, present.keys(), now, source)
-        return [pid for pid in permits if self.permits[pid].row.state == "active"]
+        return self._active(decide)
 
     def _on_harness(self, record: Record, source: Source, now: int) -> Iterable[str]:
         sample, touched = self._trusted_reading(record, source, now, "harness", "dev")
@@ -464,18 +471,8 @@ class Site:
     def _place(self, tag: str, x: int, y: int, z: int, now: int) -> list[str]:
         """Update zone occupancy and guardian presence for a new fix; returns the permits to re-decide."""
         touched: list[str] = []
-        for zone_id, permits in self.active_in_zone.items():
-            view = self.zones.get(zone_id)
-            if view is None:
-                continue
-            inside = view.area.contains(x, y, z)
-            occupants = self.occupants.setdefault(zone_id, {})
-            if inside != (tag in occupants):
-                if inside:
-                    occupants[tag] = None
-                else:
-                    del occupants[tag]
-                touched += permits
+        for zone_id in self.occupancy.move(tag, x, y, z):
+            touched += self.active_in_zone.get(zone_id, ())
         worker = self.tag_worker.get(tag)
         if worker is not None:
             for pid in self.guardian_permits.get(worker, ()):
@@ -533,16 +530,14 @@ class Site:
             key = self._tombstone_key(record, source, now)
             if key is None or self.zones.pop(key, None) is None:
                 return []
-            self.occupants.pop(key, None)
         else:
             row = self._table_row(_ZONE_ROW, record, source, now)
             if row is None:
                 return []
             entrance = area_from_metres(row.entrance.polygon) if row.entrance is not None else None
             self.zones[row.zone] = ZoneView(row, area_from_metres(row.polygon, row.z), entrance)
-            if row.zone in self.active_in_zone:
-                self._fill_occupants(row.zone)
             self._refresh_guardians()
+        self._watch_zones()
         return self._all_active()
 
     def _on_qualification_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
@@ -660,22 +655,14 @@ class Site:
                 active.setdefault(row.zone, []).append(pid)
         self.detector_permits, self.harness_permits, self.plc_permits = detectors, harnesses, plcs
         self.guardian_permits = guardians
-        newly_watched = [zone for zone in active if zone not in self.active_in_zone]
         self.active_in_zone = active
-        for zone in list(self.occupants):
-            if zone not in active:
-                del self.occupants[zone]
-        for zone in newly_watched:
-            self._fill_occupants(zone)
+        self._watch_zones()
 
-    def _fill_occupants(self, zone: str) -> None:
-        view = self.zones.get(zone)
-        if view is None:
-            self.occupants.pop(zone, None)
-            return
-        self.occupants[zone] = {
-            tag: None for tag, p in self.positions.items() if view.area.contains(p.x, p.y, p.z)
-        }
+    def _watch_zones(self) -> None:
+        """Occupancy is kept for the zones with active permits."""
+        self.occupancy.watch(
+            {zone: self.zones[zone].area for zone in self.active_in_zone if zone in self.zones}, self.positions
+        )
 
     def _refresh_guardians(self) -> None:
         """Guardian presence from the guardian's latest fixes, for permits that have not seen their guardian yet."""
@@ -834,7 +821,7 @@ class Site:
             authorised.add(other_row.guardian)
         intruders: list[str] = []
         inside: set[str] = set()
-        for tag in self.occupants.get(row.zone, ()):
+        for tag in self.occupancy.inside(row.zone):
             worker = self.tag_worker.get(tag)
             if worker is None:
                 intruders.append(f"unregistered tag {tag}")

@@ -1,0 +1,70 @@
+"""Who is inside which watched zone, updated fix by fix through a grid of zone bounding boxes."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from interlock.geometry import Area
+
+CELL_MM = 25_000
+"""Grid cell size: a fix is tested only against the zones whose bounding box touches its cell."""
+
+
+def _cells(area: Area) -> Iterable[tuple[int, int]]:
+    for cx in range(int(area.x_min // CELL_MM), int(area.x_max // CELL_MM) + 1):
+        for cy in range(int(area.y_min // CELL_MM), int(area.y_max // CELL_MM) + 1):
+            yield cx, cy
+
+
+class ZoneOccupancy:
+    """Occupants of the watched zones (those with active permits), in the order they entered."""
+
+    def __init__(self) -> None:
+        self.areas: dict[str, Area] = {}
+        self.occupants: dict[str, dict[str, None]] = {}
+        self.tag_zones: dict[str, list[str]] = {}
+        self.grid: dict[tuple[int, int], list[str]] = {}
+
+    def watch(self, zones: dict[str, Area], positions: dict) -> None:
+        """Watch exactly `zones`; newly watched zones are filled from the tags' last positions."""
+        for zone in [z for z in self.areas if z not in zones or zones[z] is not self.areas[z]]:
+            self._forget(zone)
+        for zone, area in zones.items():
+            if zone not in self.areas:
+                self.areas[zone] = area
+                self.occupants[zone] = {}
+                for tag, p in positions.items():
+                    if area.contains(p.x, p.y, p.z):
+                        self._enter(tag, zone)
+        self.grid = {}
+        for zone, area in self.areas.items():
+            for cell in _cells(area):
+                self.grid.setdefault(cell, []).append(zone)
+
+    def _forget(self, zone: str) -> None:
+        for tag in self.occupants.pop(zone, {}):
+            self.tag_zones[tag].remove(zone)
+        del self.areas[zone]
+
+    def _enter(self, tag: str, zone: str) -> None:
+        self.occupants[zone][tag] = None
+        self.tag_zones.setdefault(tag, []).append(zone)
+
+    def move(self, tag: str, x: int, y: int, z: int) -> list[str]:
+        """Place a tag; returns the watched zones it entered or left."""
+        candidates = self.grid.get((x // CELL_MM, y // CELL_MM), ())
+        current = self.tag_zones.get(tag, ())
+        changed = []
+        for zone in candidates:
+            if zone not in current and self.areas[zone].contains(x, y, z):
+                changed.append(zone)
+        left = [zone for zone in current if not self.areas[zone].contains(x, y, z)]
+        for zone in changed:
+            self._enter(tag, zone)
+        for zone in left:
+            del self.occupants[zone][tag]
+            self.tag_zones[tag].remove(zone)
+        return changed + left
+
+    def inside(self, zone: str) -> dict[str, None]:
+        return self.occupants.get(zone, {})
