@@ -79,12 +79,14 @@ def build_flow(
     config: SiteConfig = DEFAULT_CONFIG,
     clock: str = RECORD_CLOCK,
     route: Callable[[list[Chunk]], Iterable[tuple[str, Chunk]]] = single_shard,
+    logic: type[SiteLogic] = None,
 ) -> Dataflow:
-    """The interlock dataflow from `source` to `sink`."""
+    """The interlock dataflow from `source` to `sink`; `logic` swaps in a SiteLogic subclass (e.g. an instrumented one)."""
+    logic_class = logic or SiteLogic
 
     def build_logic(resume: bytes | None) -> SiteLogic:
         site = pickle.loads(resume) if resume is not None else Site(config)
-        return SiteLogic(site, clock)
+        return logic_class(site, clock)
 
     flow = Dataflow("interlock")
     chunks = op.input("records", flow, source)

@@ -49,7 +49,7 @@ def chunked(records: list[Record | UnreadableRecord], size: int = CHUNK_RECORDS)
     return [records[start:start + size] for start in range(0, len(records), size)]
 
 
-class _RecordingPartition(StatefulSourcePartition[Chunk, int]):
+class RecordingPartition(StatefulSourcePartition[Chunk, int]):
     def __init__(self, chunks: list[Chunk], position: int, progress: Callable[[int], None] | None) -> None:
         self._chunks = chunks
         self._position = position
@@ -79,5 +79,5 @@ class RecordingSource(FixedPartitionedSource[Chunk, int]):
     def list_parts(self) -> list[str]:
         return ["recording"]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _RecordingPartition:
-        return _RecordingPartition(self._chunks, resume_state or 0, self._progress)
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> RecordingPartition:
+        return RecordingPartition(self._chunks, resume_state or 0, self._progress)

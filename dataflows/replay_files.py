@@ -12,7 +12,7 @@ from interlock.site import COMMANDS_TOPIC, EVIDENCE_TOPIC, FAULTS_TOPIC, Output
 FILES = {COMMANDS_TOPIC: "commands.jsonl", FAULTS_TOPIC: "faults.jsonl", EVIDENCE_TOPIC: "evidence.jsonl"}
 
 
-class _FilesPartition(StatelessSinkPartition[tuple[str, list[Output]]]):
+class ReplayFilesPartition(StatelessSinkPartition[tuple[str, list[Output]]]):
     def __init__(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
         self._files: dict[str, BinaryIO] = {
@@ -38,7 +38,7 @@ class ReplayFilesSink(DynamicSink[tuple[str, list[Output]]]):
     def __init__(self, folder: str) -> None:
         self.folder = folder
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _FilesPartition:
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> ReplayFilesPartition:
         if worker_count != 1:
             raise ValueError(f"a replay writes one ordered set of files; run it with 1 worker, not {worker_count}")
-        return _FilesPartition(self.folder)
+        return ReplayFilesPartition(self.folder)
