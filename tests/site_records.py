@@ -115,6 +115,7 @@ class HotWorkSite:
         self.now = T0
         self.spots = dict(WORKER_SPOTS)
         self.outputs: list[Output] = []
+        self.last_plc: int | None = None
 
     def send(self, topic: str, key: str | None, payload: object, ts: int | None = None) -> list[Output]:
         record = self.writer.record(topic, key, payload, self.now if ts is None else ts)
@@ -159,8 +160,9 @@ class HotWorkSite:
         for worker, (x, y) in self.spots.items():
             if worker not in skip:
                 self.fix(worker, x, y)
-        if "plc" not in skip and (self.now - T0) % (5 * SECOND) == 0:
+        if "plc" not in skip and (self.last_plc is None or self.now - self.last_plc >= 5 * SECOND):
             self.plc()
+            self.last_plc = self.now
 
     def run(self, seconds: int, skip: tuple[str, ...] = ()) -> None:
         for _ in range(seconds):
