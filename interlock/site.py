@@ -98,6 +98,12 @@ class ZoneView(msgspec.Struct, gc=False):
     entrance: Area | None
 
 
+def zone_view(row: wire.ZoneRow) -> ZoneView:
+    """A GIS row with its areas in millimetres."""
+    entrance = area_from_metres(row.entrance.polygon) if row.entrance is not None else None
+    return ZoneView(row, area_from_metres(row.polygon, row.z), entrance)
+
+
 class PlcView(msgspec.Struct, gc=False):
     """Latest tag values of one PLC (merged across messages) and when they were last confirmed (record time)."""
 
@@ -512,46 +518,38 @@ class Site:
             self.faults.raise_("TOMBSTONE_WITHOUT_KEY", record.topic, now, source, f"tombstone on {record.topic} has no key")
         return record.key
 
-    def _on_device_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _apply_row(self, record: Record, source: Source, now: int, decoder: msgspec.json.Decoder, table: dict,
+                   entry: Callable) -> str | None:
+        """Apply a table row or tombstone, the latest row winning; returns the key changed, or None when nothing changed."""
         if record.payload is None:
             key = self._tombstone_key(record, source, now)
-            if key is None or self.devices.pop(key, None) is None:
-                return []
-        else:
-            row = self._table_row(_DEVICE_ROW, record, source, now)
-            if row is None:
-                return []
-            self.devices[row.device] = row
+            return key if key is not None and table.pop(key, None) is not None else None
+        row = self._table_row(decoder, record, source, now)
+        if row is None:
+            return None
+        key, value = entry(row)
+        table[key] = value
+        return key
+
+    def _on_device_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+        if self._apply_row(record, source, now, _DEVICE_ROW, self.devices, lambda row: (row.device, row)) is None:
+            return []
         self._index_devices()
         return self._all_active()
 
     def _on_zone_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
-        if record.payload is None:
-            key = self._tombstone_key(record, source, now)
-            if key is None or self.zones.pop(key, None) is None:
-                return []
-        else:
-            row = self._table_row(_ZONE_ROW, record, source, now)
-            if row is None:
-                return []
-            entrance = area_from_metres(row.entrance.polygon) if row.entrance is not None else None
-            self.zones[row.zone] = ZoneView(row, area_from_metres(row.polygon, row.z), entrance)
-            self._refresh_guardians()
+        if self._apply_row(record, source, now, _ZONE_ROW, self.zones, lambda row: (row.zone, zone_view(row))) is None:
+            return []
+        self._refresh_guardians()
         self._watch_zones()
         return self._all_active()
 
     def _on_qualification_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
-        if record.payload is None:
-            key = self._tombstone_key(record, source, now)
-            if key is None or self.qualifications.pop(key, None) is None:
-                return []
-            worker = key
-        else:
-            row = self._table_row(_QUALIFICATION_ROW, record, source, now)
-            if row is None:
-                return []
-            self.qualifications[row.worker] = row
-            worker = row.worker
+        worker = self._apply_row(
+            record, source, now, _QUALIFICATION_ROW, self.qualifications, lambda row: (row.worker, row)
+        )
+        if worker is None:
+            return []
         return [pid for pid, rt in self.permits.items() if rt.row.state == "active" and worker in rt.row.workers]
 
     def _on_permit_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
