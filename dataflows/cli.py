@@ -87,7 +87,7 @@ def certify(args: argparse.Namespace) -> int:
 
     try:
         with open(args.samples, "rb") as handle:
-            lines = [line.rstrip(b"\r\n") for line in handle if line.strip()]
+            lines = [line.rstrip(b"\r\n") for line in handle]
     except OSError as error:
         print(f"interlock certify: cannot read {args.samples}: {error}", file=sys.stderr)
         return 2

@@ -123,3 +123,13 @@ def test_the_timeline_shows_stop_approval_and_reset_in_order(tmp_path, capsys):
 def test_a_recording_that_cannot_be_read_exits_non_zero(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "out")]) == 2
     assert "cannot read recording" in capsys.readouterr().err
+
+
+def test_certify_passes_3_0_0_samples_as_3_0_0_and_fails_them_as_2_3_1(tmp_path, capsys):
+    samples = tmp_path / "gd4-3.0.0.jsonl"
+    samples.write_bytes(b"".join(
+        line + b"\n" for line in INCIDENT.read_bytes().splitlines() if b'"gas.readings"' in line and b"3.0.0" in line
+    ))
+    assert main(["certify", str(samples), "--model", "GD-4", "--firmware", "3.0.0"]) == 0
+    assert main(["certify", str(samples), "--model", "GD-4", "--firmware", "2.3.1"]) == 1
+    assert "the payload matches gd4/3" in capsys.readouterr().out
