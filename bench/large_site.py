@@ -29,16 +29,14 @@ deterministic (same arguments, same bytes). Each copy is the incident's site *wi
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import time
 from pathlib import Path
 
-import msgspec
 from msgspec.structs import replace
 
 from simulators.devices import Point
-from simulators.payloads import DeviceRow, Entrance, ModbusLink, OpcUaLink, Signatures, WorkerRow, ZoneRow
+from simulators.payloads import DeviceRow, Entrance, OpcUaLink, Signatures, WorkerRow, ZoneRow
 from simulators.recording import write_recording
 from simulators.scenario import (
     Decommission,
@@ -255,7 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="recording to write (kcat -C -J lines)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    scenario = large_site_scenario(args.copies, args.minutes)
+    try:
+        scenario = large_site_scenario(args.copies, args.minutes)
+    except ValueError as error:
+        parser.error(str(error))
     records = generate(scenario)
     generated = time.perf_counter()
     write_recording(args.out, records)

@@ -121,10 +121,14 @@ class PlcSim(Struct, forbid_unknown_fields=True):
 
 
 class Rtls(Struct, forbid_unknown_fields=True):
-    """The Qubit gateway's id (the key of its messages) and how many tags it puts in one message."""
+    """The Qubit gateway's id (the key of its messages) and how many tags it puts in one message.
+
+    `qubit_tags` puts Qubit tags on other gateways (tag id -> gateway id); unlisted tags use `qubit_gateway`.
+    """
 
     qubit_gateway: str = "QGW-01"
     qubit_batch: Annotated[int, Meta(ge=1)] = 4
+    qubit_tags: dict[str, str] = {}
 
 
 class Tables(Struct, forbid_unknown_fields=True):
@@ -352,6 +356,8 @@ def position_problems(scenario: Scenario) -> list[str]:
             problems.append(f"tag {tag} has no vendor")
         if row.worker not in scenario.positions:
             problems.append(f"tag {tag}: its wearer {row.worker} has no position")
+    qubit = {tag for tag, row in devices_of(scenario, "uwb_tag").items() if row.vendor == "qubit"}
+    problems += [f"[rtls.qubit_tags] {t} is not a qubit tag" for t in scenario.rtls.qubit_tags if t not in qubit]
     worn = set(wearers.values())
     problems += [f"worker {w} has a position but wears no tag" for w in scenario.positions if w not in worn]
     places = list(scenario.positions.values()) + [e.to for e in scenario.timeline if isinstance(e, MoveWorker)]
@@ -542,10 +548,12 @@ class Site:
         tags = devices_of(self.scenario, "uwb_tag")
         for tag in (t for t, row in tags.items() if row.vendor == "anchorline"):
             self.every(tag, RTLS_PERIOD_MS, RADIO_JITTER_MS, partial(self.report_anchorline, tag))
-        qubit_tags = [t for t, row in tags.items() if row.vendor == "qubit"]
-        if qubit_tags:
-            gateway = self.scenario.rtls.qubit_gateway
-            self.every(gateway, RTLS_PERIOD_MS, RADIO_JITTER_MS, partial(self.report_qubit, qubit_tags))
+        rtls = self.scenario.rtls
+        gateways: dict[str, list[str]] = {}
+        for tag in (t for t, row in tags.items() if row.vendor == "qubit"):
+            gateways.setdefault(rtls.qubit_tags.get(tag, rtls.qubit_gateway), []).append(tag)
+        for gateway, qubit_tags in gateways.items():
+            self.every(gateway, RTLS_PERIOD_MS, RADIO_JITTER_MS, partial(self.report_qubit, gateway, qubit_tags))
         for name, plc in self.plcs.items():
             self.every(name, PLC_PERIOD_MS, 0, partial(self.report_plc, plc))
 
@@ -574,13 +582,13 @@ class Site:
         fix = anchorline_fix(tag, self.tag_position(tag, ts), self.device_clock(ts, rng), rng)
         self.send("rtls.position", tag, ts, fix)
 
-    def report_qubit(self, tags: list[str], ts: int, rng: random.Random) -> None:
-        """The Qubit gateway's cycle: its tags in batches, one message per batch, keyed by the gateway."""
+    def report_qubit(self, gateway: str, tags: list[str], ts: int, rng: random.Random) -> None:
+        """A Qubit gateway's cycle: its tags in batches, one message per batch, keyed by the gateway."""
         size = self.scenario.rtls.qubit_batch
         for i in range(0, len(tags), size):
             sent = ts + i // size
             fixes = [qubit_fix(t, self.tag_position(t, sent), self.device_clock(sent, rng), rng) for t in tags[i : i + size]]
-            self.send("rtls.position", self.scenario.rtls.qubit_gateway, sent, fixes)
+            self.send("rtls.position", gateway, sent, fixes)
 
     def report_plc(self, plc: Plc, ts: int, rng: random.Random) -> None:
         """A PLC gateway's state report."""
