@@ -187,6 +187,10 @@ class FaultBook:
             _, code, subject = heapq.heappop(self._quiet)
             self.clear(code, subject, due, source)
 
+    def may_expire_by(self, now: int) -> bool:
+        """Cheap check before `expire_events`: could an event fault be due by `now`?"""
+        return bool(self._quiet) and self._quiet[0][0] <= now
+
     def next_expiry(self) -> int | None:
         """When the earliest open event fault clears for quiet, if any."""
         while self._quiet:

@@ -231,6 +231,9 @@ class Site:
             heapq.heappop(self.timers)
 
     def _advance_to(self, ts: int) -> None:
+        timers = self.timers
+        if (not timers or timers[0][0] > ts) and not self.faults.may_expire_by(ts):
+            return
         while True:
             self._drop_stale_timers()
             timer = self.timers[0][0] if self.timers else None
@@ -411,9 +414,11 @@ class Site:
         track = self.harness.get(sample.device)
         if track is None:
             self.harness[sample.device] = new_track(now, sample.height_mm, sample.tied, self.config)
-        else:
-            track.observe(now, sample.height_mm, sample.tied, self.config)
-        return self._active(self.harness_permits.get(sample.device, ()))
+            return self._active(self.harness_permits.get(sample.device, ()))
+        unchanged = track.untied_since is None and not is_stale(track, now, self.config)
+        track.observe(now, sample.height_mm, sample.tied, self.config)
+        # Tied off (or below the height) before and after: enabled permits need no new decision.
+        return self._decide_unless_enabled(self.harness_permits.get(sample.device, ()), unchanged and track.untied_since is None)
 
     def _on_plc(self, record: Record, source: Source, now: int) -> Iterable[str]:
         state, touched = self._trusted_reading(record, source, now, "plc", "plc")
@@ -422,10 +427,14 @@ class Site:
         view = self.plc.get(state.plc)
         if view is None:
             self.plc[state.plc] = PlcView(now, dict(state.tags))
-        else:
-            view.ts = now
-            view.tags.update(state.tags)
-        return self._active(self.plc_permits.get(state.plc, ()))
+            return self._active(self.plc_permits.get(state.plc, ()))
+        tags = view.tags
+        unchanged = now - view.ts <= self.config.plc_state_max_age_ms and all(
+            tags.get(name) is value for name, value in state.tags.items()
+        )
+        view.ts = now
+        tags.update(state.tags)
+        return self._decide_unless_enabled(self.plc_permits.get(state.plc, ()), unchanged)
 
     def _on_position(self, record: Record, source: Source, now: int) -> Iterable[str]:
         payload = record.payload
@@ -676,6 +685,13 @@ class Site:
             ]
             if seen:
                 runtime.guardian_seen = max(seen)
+
+    def _decide_unless_enabled(self, permits: Iterable[str], unchanged: bool) -> list[str]:
+        """The active permits to re-decide after an input: when the evidence kept its meaning, enabled permits are left to
+        their timers (a refresh only moves a deadline later)."""
+        if not unchanged:
+            return self._active(permits)
+        return [pid for pid in permits if (rt := self.permits[pid]).row.state == "active" and not rt.enabled]
 
     def _active(self, permits: Iterable[str]) -> list[str]:
         return [pid for pid in permits if self.permits[pid].row.state == "active"]
