@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from interlock.config import SiteConfig
+from interlock.site_time import format_site_time
 from schemas.payloads import PermitRow, ZoneRow
 
 RECORD_CODES = (
@@ -23,10 +24,12 @@ def record_problems(permit: PermitRow, zone: ZoneRow | None, now: int, config: S
     problems: list[tuple[str, str]] = []
     wake: int | None = None
     if now < permit.valid_from:
-        problems.append(("PERMIT_OUTSIDE_VALIDITY", f"{permit.permit} is valid from {permit.valid_from}, not yet"))
+        since = format_site_time(permit.valid_from, config.utc_offset_minutes)
+        problems.append(("PERMIT_OUTSIDE_VALIDITY", f"{permit.permit} is valid from {since}, not yet"))
         wake = permit.valid_from
     elif now > permit.valid_to:
-        problems.append(("PERMIT_OUTSIDE_VALIDITY", f"{permit.permit} expired at {permit.valid_to}"))
+        until = format_site_time(permit.valid_to, config.utc_offset_minutes)
+        problems.append(("PERMIT_OUTSIDE_VALIDITY", f"{permit.permit} expired at {until}"))
     else:
         wake = permit.valid_to + 1
     maxima = config.max_window_hours.get(permit.type)

@@ -582,6 +582,8 @@ class Site:
         previous_state = runtime.row.state if runtime is not None else None
         if runtime is None:
             runtime = self.permits[row.permit] = PermitRuntime(row)
+        elif (runtime.row.guardian, runtime.row.zone, runtime.row.type) != (row.guardian, row.zone, row.type):
+            runtime.guardian_seen = None
         runtime.row = row
         runtime.gas = {device: runtime.gas.get(device) or GasTrack() for device in row.detectors}
         self._index_permits()
