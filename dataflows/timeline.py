@@ -17,20 +17,29 @@ def _source(source: dict | None) -> str:
     return f"{source['topic']}/{source['partition']}@{source['offset']}"
 
 
+def _reason(reason: dict) -> str:
+    """A reason resting on a fault points at it (its line tells the whole story); other reasons say their detail."""
+    if reason.get("fault"):
+        return f"{reason['code']} ({reason['fault']})"
+    return f"{reason['code']}: {reason['detail']}"
+
+
 def timeline_line(kind: str, record: dict, utc_offset_minutes: int) -> str:
     """One line: site time, grade or command, permit(s), what happened and why, and the input record it rests on."""
     when = format_site_time(record["ts"], utc_offset_minutes)
     if kind == "command":
-        reasons = "; ".join(f"{r['code']}: {r['detail']}" for r in record["reasons"])
+        reasons = "; ".join(_reason(r) for r in record["reasons"])
         latched = " (latched)" if record.get("latched") else ""
         what = f"{record['kind']}{latched} {','.join(record['targets'])} <- {reasons}"
         return f"{when}  {record['kind']:<9} {record['permit']:<10} {what}  [{_source(record.get('trigger'))}]"
     permits = ",".join(record.get("permits") or []) or "-"
     state = record["state"]
     count = f" x{record['count']}" if record["count"] > 1 else ""
-    what = f"{record['code']} {state}{count}: {record['detail']}"
     if state == "raised":
-        what += f" -> {record['action']}"
+        what = f"{record['code']} raised{count} ({record['id']}): {record['detail']} -> {record['action']}"
+    else:
+        times = "once" if record["count"] == 1 else f"{record['count']} times"
+        what = f"{record['code']} cleared ({record['id']}) for {record.get('subject', '-')}, raised {times}"
     return f"{when}  {record['grade']:<9} {permits:<10} {what}  [{_source(record.get('source'))}]"
 
 
