@@ -46,13 +46,35 @@ class _Envelope(msgspec.Struct, frozen=True, gc=False):
     payload: str | None = None
 
 
+class _EmbeddedEnvelope(msgspec.Struct, frozen=True, gc=False):
+    """An envelope whose payload was written as JSON rather than as a string (hand-made recordings)."""
+
+    topic: str
+    partition: int
+    offset: int
+    ts: int
+    payload: msgspec.Raw
+    key: str | None = None
+
+
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
+_EMBEDDED = msgspec.json.Decoder(_EmbeddedEnvelope)
 
 
 def read_envelope(line: bytes | str, number: int, previous_ts: int) -> Record | UnreadableRecord:
-    """Decode one recording line; a bad line becomes an `UnreadableRecord` stamped with the previous record's time."""
+    """Decode one recording line; a bad line becomes an `UnreadableRecord` stamped with the previous record's time.
+
+    kcat writes the payload as a string; a payload written as a JSON object or array is taken as those bytes.
+    """
     try:
         e = _ENVELOPE.decode(line)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+    except msgspec.ValidationError as error:
+        try:
+            embedded = _EMBEDDED.decode(line)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return UnreadableRecord(number, previous_ts, str(error))
+        raw = bytes(embedded.payload)
+        return Record(embedded.topic, embedded.partition, embedded.offset, embedded.ts, embedded.key, raw)
+    except msgspec.DecodeError as error:
         return UnreadableRecord(number, previous_ts, str(error))
     return Record(e.topic, e.partition, e.offset, e.ts, e.key, e.payload)
