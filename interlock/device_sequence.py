@@ -19,14 +19,22 @@ class SequenceState(msgspec.Struct, gc=False):
     device_ts: int
 
 
+MAX_MESSAGES_PER_SECOND = 10
+"""No field device reports faster; a jump in sequence numbers faster than this is a counter restart, not a loss."""
+
+
 def check_sequence(state: SequenceState | None, seq: int, device_ts: int) -> tuple[int, int]:
     """(verdict, messages lost). A number at most half the ring behind is a duplicate or replay,
-    unless the device clock moved forward: then the device restarted its counter."""
+    unless the device clock moved forward: then the device restarted its counter. A number ahead by more
+    than the device could have sent in the time its clock moved is a restart too."""
     if state is None:
         return NEW, 0
     ahead = (seq - state.seq) % _MODULUS
+    elapsed_ms = device_ts - state.device_ts
     if ahead == 0 or ahead >= _HALF:
-        if device_ts > state.device_ts:
+        if elapsed_ms > 0:
             return RESTART, 0
         return DUPLICATE, 0
+    if ahead - 1 > MAX_MESSAGES_PER_SECOND * (1 + max(elapsed_ms, 0) // 1000):
+        return RESTART, 0
     return NEW, ahead - 1

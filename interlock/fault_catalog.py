@@ -157,7 +157,6 @@ CATALOG: dict[str, FaultKind] = {
 REASONS_WITHOUT_FAULT: dict[str, str] = {
     "PERMIT_NOT_ACTIVE": "The permit left the active state (suspended, closed, cancelled or deleted): its equipment stops.",
     "GAS_PRETEST_INCOMPLETE": "Not yet 5 consecutive qualified readings within 180 s from every listed detector: start waits.",
-    "TRIP_LATCHED": "A stop is latched; it needs its causes gone and the approver's reset.",
     "TRIP_RESET_REQUIRED": "The causes of a latched stop are gone; the approver may now reset.",
     "RESET_ACCEPTED": "The approver reset the latched stop.",
     "ALL_PRECONDITIONS_MET": "Every precondition of the permit holds.",

@@ -34,7 +34,7 @@ from interlock.qualification import RED, YELLOW, worker_health
 from interlock.site_time import next_site_midnight, site_date
 from schemas import payloads as wire
 from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
-from schemas.decoding import decode_payload, reported_field
+from schemas.decoding import decode_payload, diagnose, fits, reported_field
 from schemas.envelope import Record, UnreadableRecord
 
 COMMANDS_TOPIC = "interlock.commands"
@@ -149,6 +149,7 @@ class Site:
         self.positions: dict[str, Position] = {}
         self.harness: dict[str, HarnessTrack] = {}
         self.plc: dict[str, PlcView] = {}
+        self.untrusted: dict[str, str] = {}
         self.faults = FaultBook(config.fault_quiet_clear_ms)
         self.chain = EvidenceChain()
         self.commands_issued = 0
@@ -308,6 +309,7 @@ class Site:
         """Raise a fault about a device's data; gas tracks of the permits it serves see a reading that is not evidence."""
         permits = self._dependents(device)
         self.faults.raise_(code, device, now, source, detail, device=device, permits=permits, diagnostics=diagnostics)
+        self.untrusted[device] = code
         for pid in self.detector_permits.get(device, ()):
             self.permits[pid].gas[device].observe_bad(code, device)
         return [pid for pid in permits if self.permits[pid].row.state == "active"] if permits else []
@@ -351,7 +353,7 @@ class Site:
             return None, self._device_fault(
                 "FIRMWARE_UNAPPROVED", device, now, source,
                 f"{device} reports firmware {reading.firmware}, approved is {row.firmware}",
-                Diagnostics(reading.firmware, row.firmware, schema, [other] if other else None),
+                Diagnostics(reading.firmware, row.firmware, schema, [other] if other and fits(other, payload) else None),
             )
         skew = reading.ts - record.ts
         if abs(skew) > self.config.clock_skew_max_ms:
@@ -370,6 +372,7 @@ class Site:
             self.faults.raise_("SEQ_GAP", device, now, source, f"{device} lost {lost} message(s) before seq {reading.seq}",
                                device=device, times=lost)
         self.sequences[device] = SequenceState(reading.seq, reading.ts)
+        self.untrusted.pop(device, None)
         self.faults.reconcile(DEVICE_CODES, device, _NONE, now, source)
         return reading, None
 
@@ -516,9 +519,11 @@ class Site:
         try:
             return decoder.decode(record.payload)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            found = diagnose(record.topic, record.payload, error)
             self.faults.raise_(
                 "TABLE_ROW_INVALID", f"{record.topic}/{record.key}", now, source,
-                f"{record.topic} row for {record.key}: {error}",
+                f"{record.topic} row for {record.key}: {found.summary()}",
+                diagnostics=Diagnostics(path=found.path, expected=found.expected, got=found.got),
             )
             return None
 
@@ -867,6 +872,8 @@ class Site:
                 view_plc = self.plc.get(plc) if plc is not None else None
                 if plc is None:
                     problems.append(("EQUIPMENT_NOT_ON_PLC", f"{equipment} is on no PLC in the CMDB"))
+                elif plc in self.untrusted:
+                    device_reasons.append(self._untrusted_reason(plc))
                 elif view_plc is None:
                     problems.append(("PLC_STATE_STALE", f"no state from {plc} yet ({equipment}.{signal})"))
                 elif now - view_plc.ts > config.plc_state_max_age_ms:
@@ -906,8 +913,15 @@ class Site:
             if track is None:
                 problems.append(("HARNESS_DATA_STALE", f"{device} has not reported"))
                 continue
-            stale = is_stale(track, now, config)
+            untrusted = device in self.untrusted
+            if untrusted and not runtime.enabled:
+                device_reasons.append(self._untrusted_reason(device))
+                continue
+            # An untrusted report says nothing about the hooks: like a silence, it counts from the last trusted one.
+            stale = untrusted or is_stale(track, now, config)
             since = untied_since(track, now, config)
+            if since is None and untrusted and track.height_mm >= config.harness_height_min_mm:
+                since = track.last_ts
             if since is not None:
                 untied = now - since
                 how = "silent at height" if stale and track.untied_since is None else "untied at height"
@@ -929,6 +943,13 @@ class Site:
         self.faults.reconcile(PERMIT_CODES, pid, present, now, source)
         future = [w for w in wakes if w is not None and w > now]
         return stops, alerts, min(future) if future else None
+
+    def _untrusted_reason(self, device: str) -> Reason:
+        """The reason citing the fault that made a device's latest data untrusted."""
+        code = self.untrusted[device]
+        fault_id = self.faults.fault_id(code, device)
+        fault = self.faults.by_id.get(fault_id) if fault_id else None
+        return Reason(code, fault.detail if fault is not None else f"latest data from {device} is not trusted", fault_id)
 
     def _permit_reasons(self, pid: str, problems: list[tuple[str, str]], now: int, source: Source | None) -> list[Reason]:
         """One reason per code (details joined), each resting on the permit's open fault for that code."""

@@ -166,7 +166,16 @@ KNOWN_SCHEMAS = tuple(_SCHEMAS)
 _ANY = msgspec.json.Decoder()
 
 
-def _fits(schema: str, data: bytes | str) -> bool:
+def _is_utf8(data: bytes | bytearray | memoryview) -> bool:
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def fits(schema: str, data: bytes | str) -> bool:
+    """Whether the payload decodes cleanly against `schema`."""
     decoder, normalise = _SCHEMAS[schema]
     try:
         return normalise(decoder.decode(data))[1] is None
@@ -185,6 +194,8 @@ def decode_payload(schema: str, data: bytes | str) -> Outcome:
         try:
             obj = decoder.decode(data)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            if isinstance(data, (bytes, bytearray, memoryview)) and not _is_utf8(data):
+                return None, Diagnosis(schema, "encoding", "$", "UTF-8 text", "bytes that are not UTF-8", "payload is not UTF-8")
             return None, diagnose(schema, data, error)
         reading, problem = normalise(obj)
         if problem is not None:
@@ -196,7 +207,7 @@ def decode_payload(schema: str, data: bytes | str) -> Outcome:
 
 def _with_matches(problem: Diagnosis, data: bytes | str) -> Diagnosis:
     family = SCHEMA_FAMILY.get(problem.schema)
-    others = [s for s in FAMILY_SCHEMAS.get(family or "", ()) if s != problem.schema and _fits(s, data)]
+    others = [s for s in FAMILY_SCHEMAS.get(family or "", ()) if s != problem.schema and fits(s, data)]
     if not others:
         return problem
     return msgspec.structs.replace(problem, matches=tuple(others))

@@ -15,7 +15,7 @@ import msgspec
 from interlock.site import Output, Site
 from schemas.envelope import Record
 
-T0 = 1_795_658_400_000  # 2026-11-20 09:20:00 +08:00
+T0 = 1_795_658_400_000  # 2026-11-26 10:00:00 +08:00
 SECOND = 1000
 
 _encode = msgspec.json.encode
