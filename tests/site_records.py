@@ -179,16 +179,24 @@ class HotWorkSite:
         self.activate()
         return self
 
-    def decoded(self, topic: str) -> list[dict]:
-        return [msgspec.json.decode(o.value) for o in self.outputs if o.topic == topic]
 
-    def commands(self, kind: str | None = None) -> list[dict]:
-        return [c for c in self.decoded("interlock.commands") if kind is None or c["kind"] == kind]
+COMMANDS = "interlock.commands"
+FAULTS = "interlock.faults"
 
-    def faults(self, code: str | None = None, state: str | None = None) -> list[dict]:
-        return [f for f in self.decoded("interlock.faults")
-                if (code is None or f["code"] == code) and (state is None or f["state"] == state)]
 
-    def last_command(self) -> dict | None:
-        commands = self.commands()
-        return commands[-1] if commands else None
+def decoded(site: HotWorkSite, topic: str, since: int = 0) -> list[dict]:
+    """The outputs of one topic a script has produced since output number `since`, as JSON objects."""
+    return [msgspec.json.decode(o.value) for o in site.outputs[since:] if o.topic == topic]
+
+
+def commands(site: HotWorkSite, kind: str | None = None, since: int = 0) -> list[dict]:
+    return [c for c in decoded(site, COMMANDS, since) if kind is None or c["kind"] == kind]
+
+
+def faults(site: HotWorkSite, code: str | None = None, state: str | None = None, since: int = 0) -> list[dict]:
+    return [f for f in decoded(site, FAULTS, since)
+            if (code is None or f["code"] == code) and (state is None or f["state"] == state)]
+
+
+def codes(command: dict) -> list[str]:
+    return [reason["code"] for reason in command["reasons"]]

@@ -8,11 +8,13 @@ a graded fault that says exactly what was wrong.
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from schemas.envelope import UnreadableRecord
 from site_records import (
+    codes,
+    commands,
+    faults,
     PR1,
     SECOND,
     HotWorkSite,
@@ -27,26 +29,9 @@ from site_records import (
     qubit,
 )
 
-COMMANDS = "interlock.commands"
-FAULTS = "interlock.faults"
 QUIET = 60 * SECOND
 
 
-def decoded(site: HotWorkSite, topic: str, since: int) -> list[dict]:
-    return [msgspec.json.decode(o.value) for o in site.outputs[since:] if o.topic == topic]
-
-
-def commands(site: HotWorkSite, kind: str | None = None, since: int = 0) -> list[dict]:
-    return [c for c in decoded(site, COMMANDS, since) if kind is None or c["kind"] == kind]
-
-
-def faults(site: HotWorkSite, code: str | None = None, state: str | None = None, since: int = 0) -> list[dict]:
-    return [f for f in decoded(site, FAULTS, since)
-            if (code is None or f["code"] == code) and (state is None or f["state"] == state)]
-
-
-def codes(command: dict) -> list[str]:
-    return [reason["code"] for reason in command["reasons"]]
 
 
 def only_fault(site: HotWorkSite, code: str, since: int = 0) -> dict:

@@ -19,6 +19,11 @@ from interlock.evidence import verify_lines
 from interlock.fault_catalog import CATALOG, REASONS_WITHOUT_FAULT
 from schemas.envelope import UnreadableRecord
 from site_records import (
+    COMMANDS,
+    FAULTS,
+    codes,
+    commands,
+    faults,
     SECOND,
     T0,
     HotWorkSite,
@@ -31,28 +36,11 @@ from site_records import (
     qubit,
 )
 
-COMMANDS = "interlock.commands"
-FAULTS = "interlock.faults"
 EVIDENCE = "interlock.evidence"
 HOUR = 3_600_000
 QUIET = 60 * SECOND
 
 
-def decoded(site: HotWorkSite, topic: str, since: int = 0) -> list[dict]:
-    return [msgspec.json.decode(o.value) for o in site.outputs[since:] if o.topic == topic]
-
-
-def commands(site: HotWorkSite, kind: str | None = None, since: int = 0) -> list[dict]:
-    return [c for c in decoded(site, COMMANDS, since) if kind is None or c["kind"] == kind]
-
-
-def faults(site: HotWorkSite, code: str | None = None, state: str | None = None, since: int = 0) -> list[dict]:
-    return [f for f in decoded(site, FAULTS, since)
-            if (code is None or f["code"] == code) and (state is None or f["state"] == state)]
-
-
-def codes(command: dict) -> list[str]:
-    return [reason["code"] for reason in command["reasons"]]
 
 
 def advance(site: HotWorkSite, ts: int) -> None:

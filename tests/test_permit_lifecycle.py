@@ -9,10 +9,12 @@ caused it (null for the clock) and the faults its reasons rest on.
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from site_records import (
+    codes,
+    commands,
+    faults,
     OUTSIDE,
     SECOND,
     T0,
@@ -22,8 +24,6 @@ from site_records import (
     qualification,
 )
 
-COMMANDS = "interlock.commands"
-FAULTS = "interlock.faults"
 
 TK3 = {
     "zone": "TK-3", "name": "3号储罐区", "polygon": [[0, 0], [20, 0], [20, 15], [0, 15]], "z": [0, 12], "risk": "I",
@@ -31,21 +31,6 @@ TK3 = {
 }
 
 
-def decoded(site: HotWorkSite, topic: str, since: int) -> list[dict]:
-    return [msgspec.json.decode(o.value) for o in site.outputs[since:] if o.topic == topic]
-
-
-def commands(site: HotWorkSite, kind: str | None = None, since: int = 0) -> list[dict]:
-    return [c for c in decoded(site, COMMANDS, since) if kind is None or c["kind"] == kind]
-
-
-def faults(site: HotWorkSite, code: str | None = None, state: str | None = None, since: int = 0) -> list[dict]:
-    return [f for f in decoded(site, FAULTS, since)
-            if (code is None or f["code"] == code) and (state is None or f["state"] == state)]
-
-
-def codes(command: dict) -> list[str]:
-    return [reason["code"] for reason in command["reasons"]]
 
 
 def action(site: HotWorkSite, what: str, by: str, permit: str = "HW-1", **extra) -> list:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime
 
-import msgspec
 import pytest
 
 from site_records import (
+    codes,
+    commands,
+    faults,
     OUTSIDE,
     PR1,
     SECOND,
@@ -37,8 +39,6 @@ def day(offset: int) -> str:
     """The site calendar date `offset` days after T0's, as HR writes it."""
     return (TODAY + datetime.timedelta(days=offset)).isoformat()
 
-COMMANDS = "interlock.commands"
-FAULTS = "interlock.faults"
 
 TK3 = {
     "zone": "TK-3", "name": "3号储罐区", "polygon": [[0, 0], [20, 0], [20, 15], [0, 15]], "z": [0, 12], "risk": "I",
@@ -137,21 +137,6 @@ class Plant(HotWorkSite):
         return self.send("ptw.permits", row["permit"], row)
 
 
-def decoded(site: HotWorkSite, topic: str, since: int) -> list[dict]:
-    return [msgspec.json.decode(o.value) for o in site.outputs[since:] if o.topic == topic]
-
-
-def commands(site: HotWorkSite, kind: str | None = None, since: int = 0) -> list[dict]:
-    return [c for c in decoded(site, COMMANDS, since) if kind is None or c["kind"] == kind]
-
-
-def faults(site: HotWorkSite, code: str | None = None, state: str | None = None, since: int = 0) -> list[dict]:
-    return [f for f in decoded(site, FAULTS, since)
-            if (code is None or f["code"] == code) and (state is None or f["state"] == state)]
-
-
-def codes(command: dict) -> list[str]:
-    return [reason["code"] for reason in command["reasons"]]
 
 
 def reading(site: HotWorkSite, r=(20.9, 0.0, 0.0, 1.0), alm: int = 0):

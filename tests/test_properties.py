@@ -12,7 +12,7 @@ from dataflows.recording import read_recording
 from interlock.site import Site
 from schemas.decoding import KNOWN_SCHEMAS, decode_payload
 from schemas.envelope import read_envelope
-from site_records import OUTSIDE, SECOND, T0, HotWorkSite, gas_v2, gas_v3
+from site_records import OUTSIDE, SECOND, T0, HotWorkSite, gas_v2
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
