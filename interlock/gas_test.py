@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from interlock.config import GasLimits, SiteConfig
+from interlock.findings import Findings
 from schemas.readings import GasSample
 
 ALARM_BITS = ((0, "low O2"), (1, "high O2"), (2, "LEL"), (3, "H2S"), (4, "CO"), (7, "sensor fault"))
@@ -94,3 +95,42 @@ def fresh_deadline(track: GasTrack, config: SiteConfig) -> int | None:
     if track.problem is not None or track.last_good is None:
         return None
     return track.last_good + config.gas_reading_max_age_ms
+
+
+def pretest_detail(device: str, track: GasTrack, now: int, config: SiteConfig) -> str:
+    """How far the pre-start test of one detector has come."""
+    if track.last_good is None:
+        return f"{device}: no qualified reading yet"
+    if now - track.last_good > config.gas_reading_max_age_ms:
+        return f"{device}: latest qualified reading {(now - track.last_good) / 1000:.0f} s old"
+    recent = [t for t in track.run if now - t <= config.gas_pretest_window_ms]
+    return (f"{device}: {len(recent)} of {config.gas_pretest_readings} consecutive qualified readings "
+            f"within {config.gas_pretest_window_ms / 1000:g} s")
+
+
+def gas_summary(tracks: dict[str, GasTrack], now: int) -> str:
+    """`(gas test: GAS-07 5 qualified readings over 4 s)`, or empty when no detector has a run."""
+    parts = [f"{device} {len(track.run)} qualified readings over {(now - track.run[0]) / 1000:.0f} s"
+             for device, track in tracks.items() if track.run]
+    return f" (gas test: {', '.join(parts)})" if parts else ""
+
+
+def check_gas(findings: Findings, tracks: dict[str, GasTrack], enabled: bool, now: int, config: SiteConfig) -> None:
+    """Each listed detector: its latest reading qualified; fresh while working; the pre-test passed to start."""
+    for device, track in tracks.items():
+        if track.problem is not None:
+            findings.device_fault(track.problem, track.problem_subject or device)
+        elif enabled:
+            deadline = fresh_deadline(track, config)
+            if deadline is None or now > deadline:
+                age = "none yet" if track.last_good is None else f"{(now - track.last_good) / 1000:.0f} s old"
+                findings.stop("GAS_DATA_STALE", f"{device}: latest qualified reading {age} "
+                                                f"(limit {config.gas_reading_max_age_ms / 1000:g} s)")
+            else:
+                findings.wake(deadline + 1)
+        else:
+            deadline = pretest_deadline(track, config)
+            if deadline is None or now > deadline:
+                findings.wait("GAS_PRETEST_INCOMPLETE", pretest_detail(device, track, now, config))
+            else:
+                findings.wake(deadline + 1)

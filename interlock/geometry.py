@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from schemas.payloads import ZoneRow
+
 
 class Area(msgspec.Struct, frozen=True, gc=False):
     """A polygon (mm) with its bounding box; `z_min`/`z_max` None means any height."""
@@ -44,3 +46,16 @@ def area_from_metres(polygon: list[list[float]], z: list[float] | None = None) -
     if z is not None:
         z_min, z_max = min(z) * 1000.0, max(z) * 1000.0
     return Area(xs, ys, min(xs), max(xs), min(ys), max(ys), z_min, z_max)
+
+
+class ZoneView(msgspec.Struct, gc=False):
+    """A GIS zone row with its areas in millimetres."""
+
+    row: ZoneRow
+    area: Area
+    entrance: Area | None
+
+
+def zone_view(row: ZoneRow) -> ZoneView:
+    entrance = area_from_metres(row.entrance.polygon) if row.entrance is not None else None
+    return ZoneView(row, area_from_metres(row.polygon, row.z), entrance)

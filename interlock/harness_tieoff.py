@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from interlock.findings import Findings
 from interlock.config import SiteConfig
 
 
@@ -46,3 +47,37 @@ def untied_since(track: HarnessTrack, now: int, config: SiteConfig) -> int | Non
 
 def is_stale(track: HarnessTrack, now: int, config: SiteConfig) -> bool:
     return now - track.last_ts > config.harness_stale_ms
+
+
+def check_harnesses(findings: Findings, harnesses: list[str], tracks: dict[str, HarnessTrack], untrusted: dict[str, str],
+                    enabled: bool, now: int, config: SiteConfig) -> None:
+    """Every listed harness tied off at height (alert at 10 s untied, stop at 30 s); fresh, trusted data to start."""
+    for device in harnesses:
+        track = tracks.get(device)
+        if track is None:
+            findings.stop("HARNESS_DATA_STALE", f"{device} has not reported")
+            continue
+        distrusted = device in untrusted
+        if distrusted and not enabled:
+            findings.device_fault(untrusted[device], device)
+            continue
+        # An untrusted report says nothing about the hooks: like a silence, it counts from the last trusted one.
+        stale = distrusted or is_stale(track, now, config)
+        since = untied_since(track, now, config)
+        if since is None and distrusted and track.height_mm >= config.harness_height_min_mm:
+            since = track.last_ts
+        if since is not None:
+            untied = now - since
+            how = "silent at height" if stale and track.untied_since is None else "untied at height"
+            detail = f"{device} {how} {track.height_mm / 1000:g} m for {untied / 1000:.0f} s"
+            if untied >= config.harness_untied_stop_ms:
+                findings.stop("HARNESS_UNTIED", detail)
+            elif untied >= config.harness_untied_alert_ms:
+                findings.warn("HARNESS_UNTIED_WARNING", detail)
+                findings.wake(since + config.harness_untied_stop_ms)
+            else:
+                findings.wake(since + config.harness_untied_alert_ms)
+        elif stale and not enabled:
+            findings.stop("HARNESS_DATA_STALE", f"{device} silent for {(now - track.last_ts) / 1000:.0f} s")
+        if not stale:
+            findings.wake(track.last_ts + config.harness_stale_ms + 1)

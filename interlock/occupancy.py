@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from interlock.findings import Findings
 from interlock.geometry import Area
 
 CELL_MM = 25_000
@@ -68,3 +69,22 @@ class ZoneOccupancy:
 
     def inside(self, zone: str) -> dict[str, None]:
         return self.occupants.get(zone, {})
+
+
+def check_entrants(findings: Findings, zone: str, occupants: Iterable[str], tag_worker: dict[str, str],
+                   authorised: set[str]) -> set[str]:
+    """UNAUTHORISED_ENTRANT for anyone inside who is on none of the zone's active permits (or wears an unregistered tag);
+    returns the authorised people inside."""
+    intruders: list[str] = []
+    inside: set[str] = set()
+    for tag in occupants:
+        worker = tag_worker.get(tag)
+        if worker is None:
+            intruders.append(f"unregistered tag {tag}")
+        elif worker not in authorised:
+            intruders.append(worker)
+        else:
+            inside.add(worker)
+    if intruders:
+        findings.stop("UNAUTHORISED_ENTRANT", f"{', '.join(intruders)} inside {zone}, not on its active permits")
+    return inside

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 
+from interlock.findings import Findings
+from interlock.site_time import next_site_midnight, site_date
 from interlock.config import SiteConfig
-from schemas.payloads import Certificate, QualificationRow
+from schemas.payloads import Certificate, PermitRow, QualificationRow
 
 GREEN = "GREEN"
 YELLOW = "YELLOW"
@@ -49,3 +51,20 @@ def worker_health(
     grades = [certificate_health(cert, today, config) for cert in candidates]
     grade, detail = min(grades, key=lambda item: _RANK[item[0]])
     return grade, f"{worker}: {detail}"
+
+
+def check_crew(findings: Findings, row: PermitRow, inside: set[str], qualifications: dict[str, QualificationRow],
+               now: int, config: SiteConfig) -> None:
+    """Every worker of the permit who is inside holds a certificate for the work type: RED stops, YELLOW alerts."""
+    accepted = config.certificate_types.get(row.type)
+    if not accepted:
+        return
+    today = site_date(now, config.utc_offset_minutes)
+    for worker in row.workers:
+        if worker in inside:
+            grade, detail = worker_health(worker, qualifications.get(worker), accepted, today, config)
+            if grade == RED:
+                findings.stop("WORKER_NOT_QUALIFIED", detail)
+            elif grade == YELLOW:
+                findings.warn("QUALIFICATION_EXPIRING", detail)
+    findings.wake(next_site_midnight(now, config.utc_offset_minutes))

@@ -23,15 +23,17 @@ from interlock.commands import ALERT, ENABLE, HARD_STOP, CommandRecord, Reason
 from interlock.config import DEFAULT_CONFIG, GasLimits, SiteConfig
 from interlock.device_sequence import DUPLICATE, RESTART, SequenceState, check_sequence
 from interlock.evidence import EvidenceChain
-from interlock.fault_catalog import CATALOG
 from interlock.faults import Diagnostics, FaultBook, NO_DIAGNOSTICS, Source
-from interlock.gas_test import SAMPLE_CODES, GasTrack, assess_sample, fresh_deadline, limits_for, pretest_deadline
-from interlock.geometry import Area, area_from_metres
-from interlock.occupancy import ZoneOccupancy
-from interlock.harness_tieoff import HarnessTrack, is_stale, new_track, untied_since
+from interlock.findings import Findings
+from interlock.gas_test import SAMPLE_CODES, GasTrack, assess_sample, check_gas, gas_summary, limits_for
+from interlock.geometry import ZoneView, zone_view
+from interlock.guardian_presence import check_guardian, guardian_area
+from interlock.occupancy import ZoneOccupancy, check_entrants
+from interlock.plc_signals import PlcView, check_plc_signals
+from interlock.harness_tieoff import HarnessTrack, check_harnesses, is_stale, new_track
 from interlock.permit_checks import RECORD_CODES, record_problems
-from interlock.qualification import RED, YELLOW, worker_health
-from interlock.site_time import next_site_midnight, site_date
+from interlock.qualification import check_crew
+from interlock.site_time import site_date
 from schemas import payloads as wire
 from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
 from schemas.decoding import decode_payload, diagnose, fits, reported_field
@@ -90,25 +92,6 @@ class Output(msgspec.Struct, frozen=True, gc=False):
     topic: str
     key: str | None
     value: bytes
-
-
-class ZoneView(msgspec.Struct, gc=False):
-    row: wire.ZoneRow
-    area: Area
-    entrance: Area | None
-
-
-def zone_view(row: wire.ZoneRow) -> ZoneView:
-    """A GIS row with its areas in millimetres."""
-    entrance = area_from_metres(row.entrance.polygon) if row.entrance is not None else None
-    return ZoneView(row, area_from_metres(row.polygon, row.z), entrance)
-
-
-class PlcView(msgspec.Struct, gc=False):
-    """Latest tag values of one PLC (merged across messages) and when they were last confirmed (record time)."""
-
-    ts: int
-    tags: dict[str, bool]
 
 
 class Position(msgspec.Struct, gc=False):
@@ -495,7 +478,7 @@ class Site:
         if worker is not None:
             for pid in self.guardian_permits.get(worker, ()):
                 runtime = self.permits[pid]
-                area = self._guardian_area(runtime.row)
+                area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
                 if area is not None and area.contains(x, y, z):
                     absent = runtime.guardian_seen is None or now - runtime.guardian_seen > self.config.guardian_absence_max_ms
                     runtime.guardian_seen = now
@@ -504,14 +487,6 @@ class Site:
         if self.closed_with_entrants:
             self._recheck_entrants(now)
         return touched
-
-    def _guardian_area(self, row: wire.PermitRow) -> Area | None:
-        view = self.zones.get(row.zone)
-        if view is None:
-            return None
-        if row.type == "confined_space":
-            return view.entrance
-        return view.area
 
     # ------------------------------------------------------------------ tables
 
@@ -683,7 +658,7 @@ class Site:
         for runtime in self.permits.values():
             if runtime.guardian_seen is not None or runtime.row.state in TERMINAL_STATES:
                 continue
-            area = self._guardian_area(runtime.row)
+            area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
             if area is None:
                 continue
             seen = [
@@ -784,7 +759,7 @@ class Site:
                 if not runtime.reset_alerted:
                     reason = Reason(
                         "TRIP_RESET_REQUIRED",
-                        f"causes of the stop are gone{self._gas_summary(runtime, now)}; {row.approver} may reset {pid}", None,
+                        f"causes of the stop are gone{self._gas_summary(runtime)}; {row.approver} may reset {pid}", None,
                     )
                     self._command(ALERT, runtime, [reason], trigger, now, targets=[row.approver])
                     runtime.reset_alerted = True
@@ -795,7 +770,7 @@ class Site:
                     runtime.reset_by = None
                 reasons.append(Reason(
                     "ALL_PRECONDITIONS_MET",
-                    f"{pid} {row.type} in {row.zone}: every precondition holds{self._gas_summary(runtime, now)}", None,
+                    f"{pid} {row.type} in {row.zone}: every precondition holds{self._gas_summary(runtime)}", None,
                 ))
                 self._command(ENABLE, runtime, reasons, trigger, now)
                 runtime.enabled = True
@@ -809,144 +784,42 @@ class Site:
         """What stops the permit and what only warns, each resting on its fault, and when time alone changes the answer."""
         config = self.config
         row = runtime.row
-        pid = row.permit
-        problems: list[tuple[str, str]] = []
-        device_reasons: list[Reason] = []
-        wakes: list[int | None] = []
+        findings = Findings()
         view = self.zones.get(row.zone)
-        record, wake = record_problems(row, view.row if view else None, now, config)
-        problems += record
-        wakes.append(wake)
-        # guardian
-        area = self._guardian_area(row)
-        where = f"the entrance of {row.zone}" if row.type == "confined_space" else row.zone
-        if view is not None and area is None:
-            problems.append(("GUARDIAN_ABSENT", f"{row.zone} has no entrance area in the GIS to locate guardian {row.guardian}"))
-        elif view is not None:
-            seen = runtime.guardian_seen
-            if seen is None:
-                problems.append(("GUARDIAN_ABSENT", f"guardian {row.guardian} not located in {where}"))
-            elif now - seen > config.guardian_absence_max_ms:
-                problems.append((
-                    "GUARDIAN_ABSENT",
-                    f"guardian {row.guardian} not located in {where} for {(now - seen) / 1000:.0f} s "
-                    f"(limit {config.guardian_absence_max_ms / 1000:g} s)",
-                ))
-            else:
-                wakes.append(seen + config.guardian_absence_max_ms + 1)
-        # people inside
-        authorised = set()
-        for other in self.active_in_zone.get(row.zone, ()):
-            other_row = self.permits[other].row
-            authorised.update(other_row.workers)
-            authorised.add(other_row.guardian)
-        intruders: list[str] = []
-        inside: set[str] = set()
-        for tag in self.occupancy.inside(row.zone):
-            worker = self.tag_worker.get(tag)
-            if worker is None:
-                intruders.append(f"unregistered tag {tag}")
-            elif worker not in authorised:
-                intruders.append(worker)
-            else:
-                inside.add(worker)
-        if intruders:
-            problems.append(("UNAUTHORISED_ENTRANT", f"{', '.join(intruders)} inside {row.zone}, not on its active permits"))
-        accepted = config.certificate_types.get(row.type)
-        warnings: list[tuple[str, str]] = []
-        if accepted:
-            today = site_date(now, config.utc_offset_minutes)
-            for worker in row.workers:
-                if worker in inside:
-                    grade, detail = worker_health(worker, self.qualifications.get(worker), accepted, today, config)
-                    if grade == RED:
-                        problems.append(("WORKER_NOT_QUALIFIED", detail))
-                    elif grade == YELLOW:
-                        warnings.append(("QUALIFICATION_EXPIRING", detail))
-            wakes.append(next_site_midnight(now, config.utc_offset_minutes))
-        # PLC signals
-        for names, signal, code in ((row.isolations, "isolated", "ISOLATION_NOT_CONFIRMED"),
-                                    (row.ventilation, "running", "VENTILATION_NOT_RUNNING")):
-            for equipment in names:
-                plc = self.equipment_plc.get(equipment)
-                view_plc = self.plc.get(plc) if plc is not None else None
-                if plc is None:
-                    problems.append(("EQUIPMENT_NOT_ON_PLC", f"{equipment} is on no PLC in the CMDB"))
-                elif plc in self.untrusted:
-                    device_reasons.append(self._untrusted_reason(plc))
-                elif view_plc is None:
-                    problems.append(("PLC_STATE_STALE", f"no state from {plc} yet ({equipment}.{signal})"))
-                elif now - view_plc.ts > config.plc_state_max_age_ms:
-                    problems.append(("PLC_STATE_STALE", f"{plc} state is {(now - view_plc.ts) / 1000:.0f} s old "
-                                                        f"(limit {config.plc_state_max_age_ms / 1000:g} s)"))
-                else:
-                    wakes.append(view_plc.ts + config.plc_state_max_age_ms + 1)
-                    value = view_plc.tags.get(f"{equipment}.{signal}")
-                    if value is not True:
-                        problems.append((code, f"{plc} {equipment}.{signal} is {'absent' if value is None else str(value).lower()}"))
-        # gas
+        problems, wake = record_problems(row, view.row if view else None, now, config)
+        findings.problems += problems
+        findings.wake(wake)
+        check_guardian(findings, row, view, runtime.guardian_seen, now, config)
+        inside = check_entrants(findings, row.zone, self.occupancy.inside(row.zone), self.tag_worker, self._authorised(row.zone))
+        check_crew(findings, row, inside, self.qualifications, now, config)
+        check_plc_signals(findings, row, self.equipment_plc, self.plc, self.untrusted, now, config)
         if row.type in config.gas_work_types:
-            for device in row.detectors:
-                track = runtime.gas[device]
-                if track.problem is not None:
-                    fault_id = self.faults.fault_id(track.problem, track.problem_subject or device)
-                    fault = self.faults.by_id.get(fault_id) if fault_id else None
-                    detail = fault.detail if fault is not None else f"latest reading from {device} is not qualified"
-                    device_reasons.append(Reason(track.problem, detail, fault_id))
-                elif runtime.enabled:
-                    deadline = fresh_deadline(track, config)
-                    if deadline is None or now > deadline:
-                        age = "none yet" if track.last_good is None else f"{(now - track.last_good) / 1000:.0f} s old"
-                        problems.append(("GAS_DATA_STALE", f"{device}: latest qualified reading {age} "
-                                                           f"(limit {config.gas_reading_max_age_ms / 1000:g} s)"))
-                    else:
-                        wakes.append(deadline + 1)
-                else:
-                    deadline = pretest_deadline(track, config)
-                    if deadline is None or now > deadline:
-                        device_reasons.append(Reason("GAS_PRETEST_INCOMPLETE", self._pretest_detail(device, track, now), None))
-                    else:
-                        wakes.append(deadline + 1)
-        # harnesses
-        for device in row.harnesses:
-            track = self.harness.get(device)
-            if track is None:
-                problems.append(("HARNESS_DATA_STALE", f"{device} has not reported"))
-                continue
-            untrusted = device in self.untrusted
-            if untrusted and not runtime.enabled:
-                device_reasons.append(self._untrusted_reason(device))
-                continue
-            # An untrusted report says nothing about the hooks: like a silence, it counts from the last trusted one.
-            stale = untrusted or is_stale(track, now, config)
-            since = untied_since(track, now, config)
-            if since is None and untrusted and track.height_mm >= config.harness_height_min_mm:
-                since = track.last_ts
-            if since is not None:
-                untied = now - since
-                how = "silent at height" if stale and track.untied_since is None else "untied at height"
-                detail = f"{device} {how} {track.height_mm / 1000:g} m for {untied / 1000:.0f} s"
-                if untied >= config.harness_untied_stop_ms:
-                    problems.append(("HARNESS_UNTIED", detail))
-                elif untied >= config.harness_untied_alert_ms:
-                    warnings.append(("HARNESS_UNTIED_WARNING", detail))
-                    wakes.append(since + config.harness_untied_stop_ms)
-                else:
-                    wakes.append(since + config.harness_untied_alert_ms)
-            elif stale and not runtime.enabled:
-                problems.append(("HARNESS_DATA_STALE", f"{device} silent for {(now - track.last_ts) / 1000:.0f} s"))
-            if not stale:
-                wakes.append(track.last_ts + config.harness_stale_ms + 1)
-        stops = self._permit_reasons(pid, problems, now, source) + device_reasons
-        alerts = self._permit_reasons(pid, warnings, now, source)
+            check_gas(findings, runtime.gas, runtime.enabled, now, config)
+        check_harnesses(findings, row.harnesses, self.harness, self.untrusted, runtime.enabled, now, config)
+        stops = (
+            self._permit_reasons(row.permit, findings.problems, now, source)
+            + [self._device_reason(code, device) for code, device in findings.device_faults]
+            + [Reason(code, detail, None) for code, detail in findings.waiting]
+        )
+        alerts = self._permit_reasons(row.permit, findings.warnings, now, source)
         present = {r.code for r in stops} | {r.code for r in alerts}
-        self.faults.reconcile(PERMIT_CODES, pid, present, now, source)
-        future = [w for w in wakes if w is not None and w > now]
-        return stops, alerts, min(future) if future else None
+        self.faults.reconcile(PERMIT_CODES, row.permit, present, now, source)
+        return stops, alerts, findings.next_wake(now)
 
-    def _untrusted_reason(self, device: str) -> Reason:
-        """The reason citing the fault that made a device's latest data untrusted."""
-        code = self.untrusted[device]
+    def _gas_summary(self, runtime: PermitRuntime) -> str:
+        return gas_summary(runtime.gas, self.now) if runtime.row.type in self.config.gas_work_types else ""
+
+    def _authorised(self, zone: str) -> set[str]:
+        """Everyone on an active permit of the zone, workers and guardians."""
+        people: set[str] = set()
+        for pid in self.active_in_zone.get(zone, ()):
+            row = self.permits[pid].row
+            people.update(row.workers)
+            people.add(row.guardian)
+        return people
+
+    def _device_reason(self, code: str, device: str) -> Reason:
+        """A reason resting on the open fault `code` about `device`."""
         fault_id = self.faults.fault_id(code, device)
         fault = self.faults.by_id.get(fault_id) if fault_id else None
         return Reason(code, fault.detail if fault is not None else f"latest data from {device} is not trusted", fault_id)
@@ -965,31 +838,6 @@ class Site:
             reasons.append(Reason(code, detail, fault_id))
         return reasons
 
-    def _gas_summary(self, runtime: PermitRuntime, now: int) -> str:
-        """`(gas test: GAS-07 5 qualified readings over 4 s)` for permits that need one, else empty."""
-        if runtime.row.type not in self.config.gas_work_types or not runtime.gas:
-            return ""
-        parts = []
-        for device, track in runtime.gas.items():
-            if track.run:
-                parts.append(f"{device} {len(track.run)} qualified readings over {(now - track.run[0]) / 1000:.0f} s")
-        return f" (gas test: {', '.join(parts)})" if parts else ""
-
-    def _pretest_detail(self, device: str, track: GasTrack, now: int) -> str:
-        config = self.config
-        needed = config.gas_pretest_readings
-        window = config.gas_pretest_window_ms
-        recent = [t for t in track.run if now - t <= window]
-        if track.last_good is None:
-            return f"{device}: no qualified reading yet"
-        if now - track.last_good > config.gas_reading_max_age_ms:
-            return f"{device}: latest qualified reading {(now - track.last_good) / 1000:.0f} s old"
-        return f"{device}: {len(recent)} of {needed} consecutive qualified readings within {window / 1000:g} s"
-
 
 _NONE: frozenset[str] = frozenset()
 
-
-def describe_catalog_code(code: str) -> str:
-    """The meaning of a fault code, for timelines."""
-    return CATALOG[code].meaning
