@@ -187,6 +187,9 @@ class FaultBook:
             _, code, subject = heapq.heappop(self._quiet)
             self.clear(code, subject, due, source)
 
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
     def may_expire_by(self, now: int) -> bool:
         """Cheap check before `expire_events`: could an event fault be due by `now`?"""
         return bool(self._quiet) and self._quiet[0][0] <= now

@@ -18,13 +18,16 @@ class Area(msgspec.Struct, frozen=True, gc=False):
     y_max: float
     z_min: float | None = None
     z_max: float | None = None
+    rectangle: bool = False
 
     def contains(self, x: float, y: float, z: float) -> bool:
-        """Even-odd ray casting; points on the boundary may fall either way."""
+        """Even-odd ray casting (a box test for axis-aligned rectangles); points on the boundary may fall either way."""
         if not (self.x_min <= x <= self.x_max and self.y_min <= y <= self.y_max):
             return False
         if self.z_min is not None and not (self.z_min <= z <= self.z_max):
             return False
+        if self.rectangle:
+            return True
         xs, ys = self.xs, self.ys
         inside = False
         j = len(xs) - 1
@@ -45,7 +48,10 @@ def area_from_metres(polygon: list[list[float]], z: list[float] | None = None) -
     z_min = z_max = None
     if z is not None:
         z_min, z_max = min(z) * 1000.0, max(z) * 1000.0
-    return Area(xs, ys, min(xs), max(xs), min(ys), max(ys), z_min, z_max)
+    x_min, x_max, y_min, y_max = min(xs), max(xs), min(ys), max(ys)
+    corners = set(zip(xs, ys))
+    rectangle = len(xs) == 4 and corners == {(x_min, y_min), (x_max, y_min), (x_max, y_max), (x_min, y_max)}
+    return Area(xs, ys, x_min, x_max, y_min, y_max, z_min, z_max, rectangle)
 
 
 class ZoneView(msgspec.Struct, gc=False):

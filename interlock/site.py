@@ -33,7 +33,7 @@ from interlock.plc_signals import PlcView, check_plc_signals
 from interlock.harness_tieoff import HarnessTrack, check_harnesses, is_stale, new_track
 from interlock.permit_checks import RECORD_CODES, record_problems
 from interlock.qualification import check_crew
-from interlock.site_time import site_date
+from interlock.site_time import site_date, site_day
 from schemas import payloads as wire
 from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
 from schemas.decoding import decode_payload, diagnose, fits, reported_field
@@ -140,6 +140,7 @@ class Site:
         self.timer_count = 0
         self.closed_with_entrants: dict[str, str] = {}
         # indexes derived from the tables
+        self.device_schema: dict[str, str | None] = {}
         self.tag_worker: dict[str, str] = {}
         self.worker_tags: dict[str, list[str]] = {}
         self.equipment_plc: dict[str, str] = {}
@@ -150,6 +151,8 @@ class Site:
         self.active_in_zone: dict[str, list[str]] = {}
         self.occupancy = ZoneOccupancy()
         self._limits: dict[tuple[str, int], GasLimits] = {}
+        self._limits_day = -1
+        self._limits_month = 0
         self._commands: list[CommandRecord] = []
         self._out: list[Output] = []
         self._handlers: dict[str, Callable[[Record, Source, int], Iterable[str]]] = {
@@ -168,8 +171,24 @@ class Site:
 
     def process(self, record: Record | UnreadableRecord) -> list[Output]:
         """Handle one input record (timers due by its time fire first); returns what to send."""
-        self._advance_to(record.ts)
-        now = self.now = max(self.now, record.ts)
+        self._handle(record)
+        return self._take()
+
+    def process_batch(self, records: Iterable[Record | UnreadableRecord]) -> list[Output]:
+        """Handle records in order; returns what to send for all of them, in decision order."""
+        handle = self._handle
+        for record in records:
+            handle(record)
+        return self._take()
+
+    def _handle(self, record: Record | UnreadableRecord) -> None:
+        ts = record.ts
+        timers = self.timers
+        if (timers and timers[0][0] <= ts) or self.faults.may_expire_by(ts):
+            self._advance_to(ts)
+        if ts > self.now:
+            self.now = ts
+        now = self.now
         if isinstance(record, UnreadableRecord):
             self.faults.raise_(
                 "ENVELOPE_UNREADABLE", "recording", now, None, f"line {record.line}: {record.problem}"
@@ -181,16 +200,11 @@ class Site:
                 self.faults.raise_("TOPIC_UNKNOWN", record.topic, now, source, f"records on {record.topic} are not read")
             else:
                 touched = handler(record, source, now)
-                for permit in dict.fromkeys(touched):
-                    self._evaluate(permit, now, source)
-        self._flush()
-        return self._take()
-
-    def process_batch(self, records: Iterable[Record | UnreadableRecord]) -> list[Output]:
-        out: list[Output] = []
-        for record in records:
-            out.extend(self.process(record))
-        return out
+                if touched:
+                    for permit in dict.fromkeys(touched):
+                        self._evaluate(permit, now, source)
+        if self._commands or self.faults.has_pending():
+            self._flush()
 
     def advance(self, now: int) -> list[Output]:
         """Fire every timer due by `now` (a live run's wall clock); returns what to send."""
@@ -215,9 +229,6 @@ class Site:
             heapq.heappop(self.timers)
 
     def _advance_to(self, ts: int) -> None:
-        timers = self.timers
-        if (not timers or timers[0][0] > ts) and not self.faults.may_expire_by(ts):
-            return
         while True:
             self._drop_stale_timers()
             timer = self.timers[0][0] if self.timers else None
@@ -307,7 +318,7 @@ class Site:
         if row is None or row.family != family:
             why = "has no CMDB row" if row is None else f"is a {row.family} in the CMDB, not {family}"
             return None, self._device_fault("DEVICE_UNKNOWN", device, now, source, f"{device} on {record.topic} {why}")
-        schema = PLC_SCHEMA if family == "plc" else schema_for_firmware(row.model, row.firmware)
+        schema = self.device_schema.get(device)
         if schema is None:
             return None, self._device_fault(
                 "DEVICE_MODEL_UNSUPPORTED", device, now, source,
@@ -609,6 +620,10 @@ class Site:
     # ------------------------------------------------------------------ indexes
 
     def _index_devices(self) -> None:
+        self.device_schema = {
+            d.device: PLC_SCHEMA if d.family == "plc" else schema_for_firmware(d.model, d.firmware)
+            for d in self.devices.values()
+        }
         self.tag_worker = {d.device: d.worker for d in self.devices.values() if d.family == "uwb_tag" and d.worker}
         self.worker_tags = {}
         for tag, worker in self.tag_worker.items():
@@ -682,11 +697,14 @@ class Site:
         return [pid for pid, rt in self.permits.items() if rt.row.state == "active"]
 
     def _limits_for(self, work_type: str, now: int) -> GasLimits:
-        month = site_date(now, self.config.utc_offset_minutes).month
-        key = (work_type, month)
+        day = site_day(now, self.config.utc_offset_minutes)
+        if day != self._limits_day:
+            self._limits_day = day
+            self._limits_month = site_date(now, self.config.utc_offset_minutes).month
+        key = (work_type, self._limits_month)
         limits = self._limits.get(key)
         if limits is None:
-            limits = self._limits[key] = limits_for(self.config, work_type, month)
+            limits = self._limits[key] = limits_for(self.config, work_type, self._limits_month)
         return limits
 
     # ------------------------------------------------------------------ confined-space close
