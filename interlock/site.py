@@ -142,6 +142,7 @@ class Site:
         # indexes derived from the tables
         self.device_schema: dict[str, str | None] = {}
         self.tag_worker: dict[str, str] = {}
+        self.tag_schema: dict[str, str | None] = {}
         self.worker_tags: dict[str, list[str]] = {}
         self.equipment_plc: dict[str, str] = {}
         self.detector_permits: dict[str, list[str]] = {}
@@ -337,7 +338,7 @@ class Site:
                 Diagnostics(reported, row.firmware, schema, list(diagnosis.matches) or None, diagnosis.path,
                             diagnosis.expected, diagnosis.got),
             )
-        reported_id = getattr(reading, "device", None) or getattr(reading, "plc", None)
+        reported_id = reading.device
         if reported_id != device:
             return None, self._device_fault(
                 "DEVICE_ID_MISMATCH", device, now, source, f"record key {device} but the payload says {reported_id}"
@@ -366,8 +367,10 @@ class Site:
             self.faults.raise_("SEQ_GAP", device, now, source, f"{device} lost {lost} message(s) before seq {reading.seq}",
                                device=device, times=lost)
         self.sequences[device] = SequenceState(reading.seq, reading.ts)
-        self.untrusted.pop(device, None)
-        self.faults.reconcile(DEVICE_CODES, device, _NONE, now, source)
+        if device in self.untrusted:
+            del self.untrusted[device]
+        if device in self.faults.open_per_subject:
+            self.faults.reconcile(DEVICE_CODES, device, _NONE, now, source)
         return reading, None
 
     def _on_gas(self, record: Record, source: Source, now: int) -> Iterable[str]:
@@ -421,17 +424,17 @@ class Site:
         state, touched = self._trusted_reading(record, source, now, "plc", "plc")
         if state is None:
             return touched
-        view = self.plc.get(state.plc)
+        view = self.plc.get(state.device)
         if view is None:
-            self.plc[state.plc] = PlcView(now, dict(state.tags))
-            return self._active(self.plc_permits.get(state.plc, ()))
+            self.plc[state.device] = PlcView(now, dict(state.tags))
+            return self._active(self.plc_permits.get(state.device, ()))
         tags = view.tags
         unchanged = now - view.ts <= self.config.plc_state_max_age_ms and all(
             tags.get(name) is value for name, value in state.tags.items()
         )
         view.ts = now
         tags.update(state.tags)
-        return self._decide_unless_enabled(self.plc_permits.get(state.plc, ()), unchanged)
+        return self._decide_unless_enabled(self.plc_permits.get(state.device, ()), unchanged)
 
     def _on_position(self, record: Record, source: Source, now: int) -> Iterable[str]:
         payload = record.payload
@@ -450,16 +453,24 @@ class Site:
             )
         touched: list[str] = []
         skew_max = self.config.clock_skew_max_ms
+        tag_schema = self.tag_schema
+        open_subjects = self.faults.open_per_subject
         for fix in fixes:
             tag = fix.tag
-            row = self.devices.get(tag)
-            if row is None or row.family != "uwb_tag":
+            registered = tag_schema.get(tag, _UNREGISTERED)
+            if registered is _UNREGISTERED:
                 if fix.located:
                     self.faults.raise_("DEVICE_UNKNOWN", tag, now, source, f"UWB tag {tag} has no CMDB row", device=tag)
-            elif schema_for_vendor(row.vendor) != schema:
+            elif registered is None:
+                touched += self._device_fault(
+                    "DEVICE_MODEL_UNSUPPORTED", tag, now, source,
+                    f"tag {tag}: the protocol catalog knows no UWB vendor {self.devices[tag].vendor!r}",
+                )
+                continue
+            elif registered != schema:
                 touched += self._device_fault(
                     "RTLS_VENDOR_MISMATCH", tag, now, source,
-                    f"tag {tag} is a {row.vendor} tag in the CMDB but reported in {schema} format",
+                    f"tag {tag} is a {self.devices[tag].vendor} tag in the CMDB but reported in {schema} format",
                 )
                 continue
             if abs(fix.ts - record.ts) > skew_max:
@@ -474,7 +485,7 @@ class Site:
             if last is not None and fix.ts <= last.ts:
                 self.faults.raise_("SEQ_DUPLICATE", tag, now, source, f"tag {tag} fix not newer than the last: dropped", device=tag)
                 continue
-            if row is not None:
+            if tag in open_subjects and registered is not _UNREGISTERED:
                 self.faults.reconcile(DEVICE_CODES, tag, _NONE, now, source)
             self.positions[tag] = Position(fix.x, fix.y, fix.z, fix.ts)
             touched += self._place(tag, fix.x, fix.y, fix.z, now)
@@ -625,6 +636,7 @@ class Site:
             for d in self.devices.values()
         }
         self.tag_worker = {d.device: d.worker for d in self.devices.values() if d.family == "uwb_tag" and d.worker}
+        self.tag_schema = {d.device: schema_for_vendor(d.vendor) for d in self.devices.values() if d.family == "uwb_tag"}
         self.worker_tags = {}
         for tag, worker in self.tag_worker.items():
             self.worker_tags.setdefault(worker, []).append(tag)
@@ -858,4 +870,5 @@ class Site:
 
 
 _NONE: frozenset[str] = frozenset()
+_UNREGISTERED = object()
 

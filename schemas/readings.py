@@ -51,9 +51,9 @@ class TagFix(msgspec.Struct, frozen=True, gc=False):
 
 
 class PlcSnapshot(msgspec.Struct, frozen=True, gc=False):
-    """Tag values published by one PLC edge gateway."""
+    """Tag values published by one PLC edge gateway (`device` is the PLC id)."""
 
-    plc: str
+    device: str
     ts: int
     seq: int
     tags: dict[str, bool]
