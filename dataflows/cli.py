@@ -96,6 +96,13 @@ def certify(args: argparse.Namespace) -> int:
     return 0 if results and all(result.passed for result in results) else 1
 
 
+def bench_gate(arguments: list[str]) -> int:
+    """The release gate (bench/gate.py) with the arguments given after `bench-gate`."""
+    from bench.gate import main as gate
+
+    return gate(arguments)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="interlock", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
@@ -113,6 +120,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--firmware", required=True, help="firmware version, e.g. 3.0.0")
     p.set_defaults(run=certify)
 
+    commands.add_parser("bench-gate", help="run the benchmark suites against bench/budgets.toml (bench-gate --help)")
+
     p = commands.add_parser("verify-evidence", help="verify an evidence chain (evidence.jsonl)")
     p.add_argument("file")
     p.set_defaults(run=verify_evidence)
@@ -120,6 +129,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench-gate"]:
+        return bench_gate(argv[1:])
     args = parser().parse_args(argv)
     return args.run(args)
 

@@ -1,0 +1,77 @@
+"""Throughput of the decision path (decoding and decisions, `Site.process_batch`) and of the whole dataflow over a recording.
+
+Both run on the records a replay hands to the dataflow (already read and ordered),
+so the figure is what one process decides per second.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Sequence
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.testing import run_main
+
+from bench.results import Metric, SuiteResult
+from bench.workloads import FULL, QUICK, site_records
+from dataflows.interlock_flow import build_flow
+from dataflows.recording import RecordingSource
+from interlock.site import Site
+from schemas.envelope import Record, UnreadableRecord
+
+
+class _Counting(StatelessSinkPartition):
+    def __init__(self, counts: list[int]) -> None:
+        self.counts = counts
+
+    def write_batch(self, items) -> None:
+        for _, outputs in items:
+            self.counts[0] += len(outputs)
+
+
+class CountingSink(DynamicSink):
+    """Counts outputs instead of writing them, so the figure is the dataflow's, not the disk's."""
+
+    def __init__(self) -> None:
+        self.counts = [0]
+
+    def build(self, step_id, worker_index, worker_count):
+        return _Counting(self.counts)
+
+
+def decision_rate(records: Sequence[Record | UnreadableRecord], repeats: int = 3) -> float:
+    """Records per second through `Site.process_batch` (best of `repeats`, a fresh Site each time)."""
+    best = float("inf")
+    for _ in range(repeats):
+        site = Site()
+        gc.collect()
+        started = time.perf_counter()
+        site.process_batch(records)
+        best = min(best, time.perf_counter() - started)
+    return len(records) / best
+
+
+def dataflow_rate(records: Sequence[Record | UnreadableRecord], repeats: int = 2) -> float:
+    """Records per second through the Bytewax dataflow from a recording source to a counting sink (best of `repeats`)."""
+    best = float("inf")
+    for _ in range(repeats):
+        sink = CountingSink()
+        flow = build_flow(RecordingSource(list(records)), sink)
+        gc.collect()
+        started = time.perf_counter()
+        run_main(flow)
+        best = min(best, time.perf_counter() - started)
+    return len(records) / best
+
+
+def measure(quick: bool) -> SuiteResult:
+    records = site_records(*(QUICK if quick else FULL))
+    return SuiteResult(
+        "throughput",
+        [
+            Metric("decision_records_per_s", decision_rate(records, 3 if quick else 2), "records/s", "higher"),
+            Metric("dataflow_records_per_s", dataflow_rate(records, 2 if quick else 1), "records/s", "higher"),
+        ],
+        notes=[f"{len(records):,} records of {(QUICK if quick else FULL)[0]} site copies"],
+    )
