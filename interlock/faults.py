@@ -14,6 +14,7 @@ import heapq
 import msgspec
 
 from interlock.fault_catalog import CATALOG, GRADE_RANK
+from schemas.envelope import Record
 
 
 class Source(msgspec.Struct, frozen=True, gc=False):
@@ -22,6 +23,17 @@ class Source(msgspec.Struct, frozen=True, gc=False):
     topic: str
     partition: int
     offset: int
+
+
+Origin = Record | Source | None
+"""What callers pass as a fault's or command's source: the input record itself (made a `Source` only when a record
+is written, which keeps the per-record path free of it), a `Source`, or None for a timer."""
+
+
+def source_of(origin: Origin) -> Source | None:
+    if origin is None or isinstance(origin, Source):
+        return origin
+    return Source(origin.topic, origin.partition, origin.offset)
 
 
 class FaultRecord(msgspec.Struct, omit_defaults=True):
@@ -98,7 +110,7 @@ class FaultBook:
         code: str,
         subject: str,
         ts: int,
-        source: Source | None,
+        source: Origin,
         detail: str,
         *,
         device: str | None = None,
@@ -124,7 +136,7 @@ class FaultBook:
         digest = hashlib.sha256(f"{code}|{subject}|{ts}|{self.issued}".encode()).hexdigest()[:16]
         fault = OpenFault(
             f"F-{digest}", code, subject, CATALOG[code].grade, times, ts, ts, device, detail,
-            list(permits or ()), source, diagnostics,
+            list(permits or ()), source_of(source), diagnostics,
         )
         self.open[key] = fault
         self.by_id[fault.id] = fault
@@ -134,7 +146,7 @@ class FaultBook:
         self._pending_raise[fault.id] = record
         return fault.id
 
-    def clear(self, code: str, subject: str, ts: int, source: Source | None) -> None:
+    def clear(self, code: str, subject: str, ts: int, source: Origin) -> None:
         """Clear the fault if it is open."""
         fault = self.open.pop((code, subject), None)
         if fault is None:
@@ -147,10 +159,10 @@ class FaultBook:
             del self.open_per_subject[subject]
         self._pending_raise.pop(fault.id, None)
         record = self._record(fault, ts, "cleared")
-        record.source = source
+        record.source = source_of(source)
         self._pending.append(record)
 
-    def reconcile(self, codes: tuple[str, ...], subject: str, present: set[str], ts: int, source: Source | None) -> None:
+    def reconcile(self, codes: tuple[str, ...], subject: str, present: set[str], ts: int, source: Origin) -> None:
         """Clear those of `codes` about `subject` that are no longer `present`."""
         if subject not in self.open_per_subject:
             return
@@ -181,7 +193,7 @@ class FaultBook:
             return
         self._pending.append(self._record(fault, ts, "raised"))
 
-    def expire_events(self, now: int, source: Source | None = None) -> None:
+    def expire_events(self, now: int, source: Origin = None) -> None:
         """Clear event faults that have not recurred for the quiet period."""
         while (due := self.next_expiry()) is not None and due <= now:
             _, code, subject = heapq.heappop(self._quiet)

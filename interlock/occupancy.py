@@ -53,19 +53,17 @@ class ZoneOccupancy:
 
     def move(self, tag: str, x: int, y: int, z: int) -> list[str]:
         """Place a tag; returns the watched zones it entered or left."""
-        candidates = self.grid.get((x // CELL_MM, y // CELL_MM), ())
+        areas = self.areas
         current = self.tag_zones.get(tag, ())
-        changed = []
-        for zone in candidates:
-            if zone not in current and self.areas[zone].contains(x, y, z):
-                changed.append(zone)
-        left = [zone for zone in current if not self.areas[zone].contains(x, y, z)]
-        for zone in changed:
-            self._enter(tag, zone)
+        entered = [zone for zone in self.grid.get((x // CELL_MM, y // CELL_MM), ())
+                   if zone not in current and areas[zone].contains(x, y, z)]
+        left = [zone for zone in current if not areas[zone].contains(x, y, z)] if current else []
         for zone in left:
             del self.occupants[zone][tag]
-            self.tag_zones[tag].remove(zone)
-        return changed + left
+            current.remove(zone)
+        for zone in entered:
+            self._enter(tag, zone)
+        return entered + left
 
     def inside(self, zone: str) -> dict[str, None]:
         return self.occupants.get(zone, {})

@@ -23,7 +23,7 @@ from interlock.commands import ALERT, ENABLE, HARD_STOP, CommandRecord, Reason
 from interlock.config import DEFAULT_CONFIG, GasLimits, SiteConfig
 from interlock.device_sequence import DUPLICATE, RESTART, SequenceState, check_sequence
 from interlock.evidence import EvidenceChain
-from interlock.faults import Diagnostics, FaultBook, NO_DIAGNOSTICS, Source
+from interlock.faults import Diagnostics, FaultBook, NO_DIAGNOSTICS, Origin, source_of
 from interlock.findings import Findings
 from interlock.gas_test import SAMPLE_CODES, GasTrack, assess_sample, check_gas, gas_summary, limits_for
 from interlock.geometry import ZoneView, zone_view
@@ -156,7 +156,7 @@ class Site:
         self._limits_month = 0
         self._commands: list[CommandRecord] = []
         self._out: list[Output] = []
-        self._handlers: dict[str, Callable[[Record, Source, int], Iterable[str]]] = {
+        self._handlers: dict[str, Callable[[Record, Origin, int], Iterable[str]]] = {
             "rtls.position": self._on_position,
             "gas.readings": self._on_gas,
             "harness.status": self._on_harness,
@@ -195,15 +195,14 @@ class Site:
                 "ENVELOPE_UNREADABLE", "recording", now, None, f"line {record.line}: {record.problem}"
             )
         else:
-            source = Source(record.topic, record.partition, record.offset)
             handler = self._handlers.get(record.topic)
             if handler is None:
-                self.faults.raise_("TOPIC_UNKNOWN", record.topic, now, source, f"records on {record.topic} are not read")
+                self.faults.raise_("TOPIC_UNKNOWN", record.topic, now, record, f"records on {record.topic} are not read")
             else:
-                touched = handler(record, source, now)
+                touched = handler(record, record, now)
                 if touched:
                     for permit in dict.fromkeys(touched):
-                        self._evaluate(permit, now, source)
+                        self._evaluate(permit, now, record)
         if self._commands or self.faults.has_pending():
             self._flush()
 
@@ -270,7 +269,7 @@ class Site:
         self._commands.clear()
 
     def _command(
-        self, kind: str, runtime: PermitRuntime, reasons: list[Reason], trigger: Source | None, now: int,
+        self, kind: str, runtime: PermitRuntime, reasons: list[Reason], trigger: Origin, now: int,
         latched: bool | None = None, targets: list[str] | None = None,
     ) -> None:
         self.commands_issued += 1
@@ -279,7 +278,7 @@ class Site:
         self._commands.append(
             CommandRecord(
                 f"C-{digest}", now, kind, row.permit, list(row.equipment) if targets is None else targets,
-                reasons, trigger, row.zone, latched,
+                reasons, source_of(trigger), row.zone, latched,
             )
         )
 
@@ -299,7 +298,7 @@ class Site:
         return list(dict.fromkeys(permits))
 
     def _device_fault(
-        self, code: str, device: str, now: int, source: Source, detail: str, diagnostics: Diagnostics = NO_DIAGNOSTICS
+        self, code: str, device: str, now: int, source: Origin, detail: str, diagnostics: Diagnostics = NO_DIAGNOSTICS
     ) -> list[str]:
         """Raise a fault about a device's data; gas tracks of the permits it serves see a reading that is not evidence."""
         permits = self._dependents(device)
@@ -309,7 +308,7 @@ class Site:
             self.permits[pid].gas[device].observe_bad(code, device)
         return [pid for pid in permits if self.permits[pid].row.state == "active"] if permits else []
 
-    def _trusted_reading(self, record: Record, source: Source, now: int, family: str, id_field: str):
+    def _trusted_reading(self, record: Record, source: Origin, now: int, family: str, id_field: str):
         """The device's normalised reading when it is evidence, else (None, permits to re-decide) after raising the fault."""
         payload = record.payload
         device = record.key or (reported_field(payload, id_field) if payload is not None else None) or "?"
@@ -373,7 +372,7 @@ class Site:
             self.faults.reconcile(DEVICE_CODES, device, _NONE, now, source)
         return reading, None
 
-    def _on_gas(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _on_gas(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         sample, touched = self._trusted_reading(record, source, now, "gas", "dev")
         if sample is None:
             return touched
@@ -407,7 +406,7 @@ class Site:
         self.faults.reconcile(SAMPLE_CODES, device, present.keys(), now, source)
         return self._active(decide)
 
-    def _on_harness(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _on_harness(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         sample, touched = self._trusted_reading(record, source, now, "harness", "dev")
         if sample is None:
             return touched
@@ -420,7 +419,7 @@ class Site:
         # Tied off (or below the height) before and after: enabled permits need no new decision.
         return self._decide_unless_enabled(self.harness_permits.get(sample.device, ()), unchanged and track.untied_since is None)
 
-    def _on_plc(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _on_plc(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         state, touched = self._trusted_reading(record, source, now, "plc", "plc")
         if state is None:
             return touched
@@ -436,7 +435,7 @@ class Site:
         tags.update(state.tags)
         return self._decide_unless_enabled(self.plc_permits.get(state.device, ()), unchanged)
 
-    def _on_position(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _on_position(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         payload = record.payload
         subject = record.key or "rtls.position"
         if payload is None:
@@ -512,7 +511,7 @@ class Site:
 
     # ------------------------------------------------------------------ tables
 
-    def _table_row(self, decoder: msgspec.json.Decoder, record: Record, source: Source, now: int):
+    def _table_row(self, decoder: msgspec.json.Decoder, record: Record, source: Origin, now: int):
         try:
             return decoder.decode(record.payload)
         except (msgspec.ValidationError, msgspec.DecodeError) as error:
@@ -524,12 +523,12 @@ class Site:
             )
             return None
 
-    def _tombstone_key(self, record: Record, source: Source, now: int) -> str | None:
+    def _tombstone_key(self, record: Record, source: Origin, now: int) -> str | None:
         if record.key is None:
             self.faults.raise_("TOMBSTONE_WITHOUT_KEY", record.topic, now, source, f"tombstone on {record.topic} has no key")
         return record.key
 
-    def _apply_row(self, record: Record, source: Source, now: int, decoder: msgspec.json.Decoder, table: dict,
+    def _apply_row(self, record: Record, source: Origin, now: int, decoder: msgspec.json.Decoder, table: dict,
                    entry: Callable) -> str | None:
         """Apply a table row or tombstone, the latest row winning; returns the key changed, or None when nothing changed."""
         if record.payload is None:
@@ -542,20 +541,20 @@ class Site:
         table[key] = value
         return key
 
-    def _on_device_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _on_device_row(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         if self._apply_row(record, source, now, _DEVICE_ROW, self.devices, lambda row: (row.device, row)) is None:
             return []
         self._index_devices()
         return self._all_active()
 
-    def _on_zone_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _on_zone_row(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         if self._apply_row(record, source, now, _ZONE_ROW, self.zones, lambda row: (row.zone, zone_view(row))) is None:
             return []
         self._refresh_guardians()
         self._watch_zones()
         return self._all_active()
 
-    def _on_qualification_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _on_qualification_row(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         worker = self._apply_row(
             record, source, now, _QUALIFICATION_ROW, self.qualifications, lambda row: (row.worker, row)
         )
@@ -563,7 +562,7 @@ class Site:
             return []
         return [pid for pid, rt in self.permits.items() if rt.row.state == "active" and worker in rt.row.workers]
 
-    def _on_permit_row(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _on_permit_row(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         if record.payload is None:
             key = self._tombstone_key(record, source, now)
             runtime = self.permits.get(key) if key is not None else None
@@ -594,7 +593,7 @@ class Site:
             self._check_entrants_at_close(runtime, now, source)
         return [row.permit] + self.active_in_zone.get(row.zone, [])
 
-    def _on_permit_action(self, record: Record, source: Source, now: int) -> Iterable[str]:
+    def _on_permit_action(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         action = self._table_row(_PERMIT_ACTION, record, source, now) if record.payload is not None else None
         if action is None:
             return []
@@ -730,7 +729,7 @@ class Site:
             for tag, p in self.positions.items() if view.area.contains(p.x, p.y, p.z)
         ]
 
-    def _check_entrants_at_close(self, runtime: PermitRuntime, now: int, source: Source) -> None:
+    def _check_entrants_at_close(self, runtime: PermitRuntime, now: int, source: Origin) -> None:
         row = runtime.row
         inside = self._entrants(row.zone)
         if not inside:
@@ -753,7 +752,7 @@ class Site:
 
     # ------------------------------------------------------------------ decisions
 
-    def _evaluate(self, pid: str, now: int, trigger: Source | None) -> None:
+    def _evaluate(self, pid: str, now: int, trigger: Origin) -> None:
         """Decide one permit at `now`: ENABLE, HARD_STOP (a trip latches), ALERT, or nothing new."""
         runtime = self.permits[pid]
         row = runtime.row
@@ -810,7 +809,7 @@ class Site:
         runtime.warning_codes = warning_codes
         self._schedule(runtime, wake)
 
-    def _preconditions(self, runtime: PermitRuntime, now: int, source: Source | None) -> tuple[list[Reason], list[Reason], int | None]:
+    def _preconditions(self, runtime: PermitRuntime, now: int, source: Origin) -> tuple[list[Reason], list[Reason], int | None]:
         """What stops the permit and what only warns, each resting on its fault, and when time alone changes the answer."""
         config = self.config
         row = runtime.row
@@ -854,7 +853,7 @@ class Site:
         fault = self.faults.by_id.get(fault_id) if fault_id else None
         return Reason(code, fault.detail if fault is not None else f"latest data from {device} is not trusted", fault_id)
 
-    def _permit_reasons(self, pid: str, problems: list[tuple[str, str]], now: int, source: Source | None) -> list[Reason]:
+    def _permit_reasons(self, pid: str, problems: list[tuple[str, str]], now: int, source: Origin) -> list[Reason]:
         """One reason per code (details joined), each resting on the permit's open fault for that code."""
         merged: dict[str, list[str]] = {}
         for code, detail in problems:

@@ -32,8 +32,6 @@ GAS_CHANNELS = ("o2", "lel", "h2s", "co")
 HARNESS_HEIGHT_RANGE_M = (-100.0, 1000.0)
 GD4V2_SENSOR_FAULT = -1.0
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-_ONE_MS = datetime.timedelta(milliseconds=1)
 
 
 class Diagnosis(msgspec.Struct, frozen=True):
@@ -73,17 +71,20 @@ def _gas_channel(schema: str, path: str, channel: str, value: float | None, sent
     return None, problem
 
 
+_RANGES = tuple(GAS_CHANNEL_RANGES[channel] for channel in GAS_CHANNELS)
+
+
 def _normalise_gd4v2(obj: wire.GD4v2) -> Outcome:
     values: list[float | None] = []
-    for index, channel in enumerate(GAS_CHANNELS):
-        raw = obj.r[index]
-        if raw == GD4V2_SENSOR_FAULT:
+    for index, raw in enumerate(obj.r):
+        low, high = _RANGES[index]
+        if low <= raw <= high:
+            values.append(raw)
+        elif raw == GD4V2_SENSOR_FAULT:
             values.append(None)
-            continue
-        value, problem = _gas_channel("gd4/2", f"$.r[{index}]", channel, raw, "-1")
-        if problem is not None:
+        else:
+            _, problem = _gas_channel("gd4/2", f"$.r[{index}]", GAS_CHANNELS[index], raw, "-1")
             return None, problem
-        values.append(value)
     o2, lel, h2s, co = values
     return GasSample(obj.dev, obj.fw, obj.ts, obj.seq, o2, lel, h2s, co, "ok", None, obj.alm), None
 
@@ -123,8 +124,7 @@ def _normalise_sh2v2(obj: wire.SH2v2) -> Outcome:
 
 def _normalise_anchorline(obj: wire.AnchorlineFix) -> Outcome:
     x, y, z = obj.pos
-    ts = (obj.ts - _EPOCH) // _ONE_MS
-    return [TagFix(obj.tag, ts, round(x * 1000), round(y * 1000), round(z * 1000), obj.q, True)], None
+    return [TagFix(obj.tag, round(obj.ts.timestamp() * 1000), round(x * 1000), round(y * 1000), round(z * 1000), obj.q, True)], None
 
 
 def _normalise_qubit(batch: list[wire.QubitTag]) -> Outcome:
