@@ -101,9 +101,10 @@ class FaultBook:
         self.by_id: dict[str, OpenFault] = {}
         self.open_per_subject: dict[str, int] = {}
         self.issued = 0
-        self._pending: list[FaultRecord] = []
-        self._pending_raise: dict[str, FaultRecord] = {}
-        self._quiet: list[tuple[int, str, str]] = []
+        self.pending: list[FaultRecord] = []
+        self._raised_unsent: dict[str, FaultRecord] = {}
+        self.quiet: list[tuple[int, str, str]] = []
+        """Heap of (clear-for-quiet time, code, subject) of event faults; stale entries are dropped lazily."""
 
     def raise_(
         self,
@@ -123,7 +124,7 @@ class FaultBook:
         fault = self.open.get(key)
         lasting = CATALOG[code].lasting
         if not lasting:
-            heapq.heappush(self._quiet, (ts + self.quiet_clear_ms, code, subject))
+            heapq.heappush(self.quiet, (ts + self.quiet_clear_ms, code, subject))
         if fault is not None:
             fault.count += times
             fault.last_ts = ts
@@ -142,8 +143,8 @@ class FaultBook:
         self.by_id[fault.id] = fault
         self.open_per_subject[subject] = self.open_per_subject.get(subject, 0) + 1
         record = self._record(fault, ts, "raised")
-        self._pending.append(record)
-        self._pending_raise[fault.id] = record
+        self.pending.append(record)
+        self._raised_unsent[fault.id] = record
         return fault.id
 
     def clear(self, code: str, subject: str, ts: int, source: Origin) -> None:
@@ -157,10 +158,10 @@ class FaultBook:
             self.open_per_subject[subject] = remaining
         else:
             del self.open_per_subject[subject]
-        self._pending_raise.pop(fault.id, None)
+        self._raised_unsent.pop(fault.id, None)
         record = self._record(fault, ts, "cleared")
         record.source = source_of(source)
-        self._pending.append(record)
+        self.pending.append(record)
 
     def reconcile(self, codes: tuple[str, ...], subject: str, present: set[str], ts: int, source: Origin) -> None:
         """Clear those of `codes` about `subject` that are no longer `present`."""
@@ -187,39 +188,36 @@ class FaultBook:
         if GRADE_RANK[fault.grade] == 0:
             return
         fault.grade = "CRITICAL"
-        pending = self._pending_raise.get(fault_id)
+        pending = self._raised_unsent.get(fault_id)
         if pending is not None:
             pending.grade = "CRITICAL"
             return
-        self._pending.append(self._record(fault, ts, "raised"))
+        self.pending.append(self._record(fault, ts, "raised"))
 
     def expire_events(self, now: int, source: Origin = None) -> None:
         """Clear event faults that have not recurred for the quiet period."""
         while (due := self.next_expiry()) is not None and due <= now:
-            _, code, subject = heapq.heappop(self._quiet)
+            _, code, subject = heapq.heappop(self.quiet)
             self.clear(code, subject, due, source)
-
-    def has_pending(self) -> bool:
-        return bool(self._pending)
 
     def may_expire_by(self, now: int) -> bool:
         """Cheap check before `expire_events`: could an event fault be due by `now`?"""
-        return bool(self._quiet) and self._quiet[0][0] <= now
+        return bool(self.quiet) and self.quiet[0][0] <= now
 
     def next_expiry(self) -> int | None:
         """When the earliest open event fault clears for quiet, if any."""
-        while self._quiet:
-            due, code, subject = self._quiet[0]
+        while self.quiet:
+            due, code, subject = self.quiet[0]
             fault = self.open.get((code, subject))
             if fault is not None and fault.last_ts + self.quiet_clear_ms == due:
                 return due
-            heapq.heappop(self._quiet)
+            heapq.heappop(self.quiet)
         return None
 
     def flush(self) -> list[FaultRecord]:
         """The records to emit, in the order they happened."""
-        records, self._pending = self._pending, []
-        self._pending_raise.clear()
+        records, self.pending = self.pending, []
+        self._raised_unsent.clear()
         return records
 
     def _record(self, fault: OpenFault, ts: int, state: str) -> FaultRecord:

@@ -38,6 +38,7 @@ from schemas import payloads as wire
 from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
 from schemas.decoding import decode_payload, diagnose, fits, reported_field
 from schemas.envelope import Record, UnreadableRecord
+from schemas.readings import TagFix
 
 COMMANDS_TOPIC = "interlock.commands"
 FAULTS_TOPIC = "interlock.faults"
@@ -94,15 +95,6 @@ class Output(msgspec.Struct, frozen=True, gc=False):
     value: bytes
 
 
-class Position(msgspec.Struct, gc=False):
-    """A tag's last fix that counts as evidence, in mm, at record time."""
-
-    x: int
-    y: int
-    z: int
-    ts: int
-
-
 class PermitRuntime(msgspec.Struct):
     """A permit record with its decision state: enable, latch, what the last stop and alert said, and its evidence tracks."""
 
@@ -129,7 +121,8 @@ class Site:
         self.qualifications: dict[str, wire.QualificationRow] = {}
         self.permits: dict[str, PermitRuntime] = {}
         self.sequences: dict[str, SequenceState] = {}
-        self.positions: dict[str, Position] = {}
+        self.positions: dict[str, TagFix] = {}
+        """Each tag's last fix that counts as evidence (mm, device time)."""
         self.harness: dict[str, HarnessTrack] = {}
         self.plc: dict[str, PlcView] = {}
         self.untrusted: dict[str, str] = {}
@@ -143,6 +136,7 @@ class Site:
         self.device_schema: dict[str, str | None] = {}
         self.tag_worker: dict[str, str] = {}
         self.tag_schema: dict[str, str | None] = {}
+        self.tag_guarding: dict[str, list[str]] = {}
         self.worker_tags: dict[str, list[str]] = {}
         self.equipment_plc: dict[str, str] = {}
         self.detector_permits: dict[str, list[str]] = {}
@@ -185,7 +179,8 @@ class Site:
     def _handle(self, record: Record | UnreadableRecord) -> None:
         ts = record.ts
         timers = self.timers
-        if (timers and timers[0][0] <= ts) or self.faults.may_expire_by(ts):
+        quiet = self.faults.quiet
+        if (timers and timers[0][0] <= ts) or (quiet and quiet[0][0] <= ts):
             self._advance_to(ts)
         if ts > self.now:
             self.now = ts
@@ -203,7 +198,7 @@ class Site:
                 if touched:
                     for permit in dict.fromkeys(touched):
                         self._evaluate(permit, now, record)
-        if self._commands or self.faults.has_pending():
+        if self._commands or self.faults.pending:
             self._flush()
 
     def advance(self, now: int) -> list[Output]:
@@ -356,7 +351,8 @@ class Site:
                 f"{device} clock is {abs(skew) / 1000:.1f} s {'ahead of' if skew > 0 else 'behind'} the record time "
                 f"(limit {self.config.clock_skew_max_ms / 1000:g} s)",
             )
-        verdict, lost = check_sequence(self.sequences.get(device), reading.seq, reading.ts)
+        sequence = self.sequences.get(device)
+        verdict, lost = check_sequence(sequence, reading.seq, reading.ts)
         if verdict == DUPLICATE:
             self.faults.raise_("SEQ_DUPLICATE", device, now, source, f"{device} seq {reading.seq} again: dropped", device=device)
             return None, []
@@ -365,7 +361,10 @@ class Site:
         elif lost:
             self.faults.raise_("SEQ_GAP", device, now, source, f"{device} lost {lost} message(s) before seq {reading.seq}",
                                device=device, times=lost)
-        self.sequences[device] = SequenceState(reading.seq, reading.ts)
+        if sequence is None:
+            self.sequences[device] = SequenceState(reading.seq, reading.ts)
+        else:
+            sequence.seq, sequence.device_ts = reading.seq, reading.ts
         if device in self.untrusted:
             del self.untrusted[device]
         if device in self.faults.open_per_subject:
@@ -403,7 +402,8 @@ class Site:
                 present.setdefault(code, detail)
         for code, detail in present.items():
             self.faults.raise_(code, device, now, source, detail, device=device, permits=affected.get(code))
-        self.faults.reconcile(SAMPLE_CODES, device, present.keys(), now, source)
+        if device in self.faults.open_per_subject:
+            self.faults.reconcile(SAMPLE_CODES, device, present.keys(), now, source)
         return self._active(decide)
 
     def _on_harness(self, record: Record, source: Origin, now: int) -> Iterable[str]:
@@ -452,6 +452,8 @@ class Site:
             )
         touched: list[str] = []
         skew_max = self.config.clock_skew_max_ms
+        quality_min = self.config.fix_quality_min
+        occupancy = self.occupancy
         tag_schema = self.tag_schema
         open_subjects = self.faults.open_per_subject
         for fix in fixes:
@@ -478,7 +480,7 @@ class Site:
                     f"tag {tag} fix time is {abs(fix.ts - record.ts) / 1000:.1f} s from the record time",
                 )
                 continue
-            if not fix.located or fix.quality < self.config.fix_quality_min:
+            if not fix.located or fix.quality < quality_min:
                 continue
             last = self.positions.get(tag)
             if last is not None and fix.ts <= last.ts:
@@ -486,28 +488,28 @@ class Site:
                 continue
             if tag in open_subjects and registered is not _UNREGISTERED:
                 self.faults.reconcile(DEVICE_CODES, tag, _NONE, now, source)
-            self.positions[tag] = Position(fix.x, fix.y, fix.z, fix.ts)
-            touched += self._place(tag, fix.x, fix.y, fix.z, now)
-        return touched
-
-    def _place(self, tag: str, x: int, y: int, z: int, now: int) -> list[str]:
-        """Update zone occupancy and guardian presence for a new fix; returns the permits to re-decide."""
-        touched: list[str] = []
-        for zone_id in self.occupancy.move(tag, x, y, z):
-            touched += self.active_in_zone.get(zone_id, ())
-        worker = self.tag_worker.get(tag)
-        if worker is not None:
-            for pid in self.guardian_permits.get(worker, ()):
-                runtime = self.permits[pid]
-                area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
-                if area is not None and area.contains(x, y, z):
-                    absent = runtime.guardian_seen is None or now - runtime.guardian_seen > self.config.guardian_absence_max_ms
-                    runtime.guardian_seen = now
-                    if absent and runtime.row.state == "active":
-                        touched.append(pid)
+            self.positions[tag] = fix
+            for zone in occupancy.move(tag, fix.x, fix.y, fix.z):
+                touched += self.active_in_zone.get(zone, ())
+            guarding = self.tag_guarding.get(tag)
+            if guarding:
+                touched += self._guardian_located(guarding, fix, now)
         if self.closed_with_entrants:
             self._recheck_entrants(now)
         return touched
+
+    def _guardian_located(self, permits: list[str], fix: TagFix, now: int) -> list[str]:
+        """Guardian presence from a guardian's new fix; returns the active permits whose guardian has just come back."""
+        back = []
+        for pid in permits:
+            runtime = self.permits[pid]
+            area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
+            if area is not None and area.contains(fix.x, fix.y, fix.z):
+                absent = runtime.guardian_seen is None or now - runtime.guardian_seen > self.config.guardian_absence_max_ms
+                runtime.guardian_seen = now
+                if absent and runtime.row.state == "active":
+                    back.append(pid)
+        return back
 
     # ------------------------------------------------------------------ tables
 
@@ -670,6 +672,9 @@ class Site:
                 active.setdefault(row.zone, []).append(pid)
         self.detector_permits, self.harness_permits, self.plc_permits = detectors, harnesses, plcs
         self.guardian_permits = guardians
+        self.tag_guarding = {
+            tag: permits for guardian, permits in guardians.items() for tag in self.worker_tags.get(guardian, ())
+        }
         self.active_in_zone = active
         self._watch_zones()
 
