@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import msgspec
 
 from interlock.config import GasLimits, SiteConfig
@@ -30,8 +32,19 @@ def limits_for(config: SiteConfig, work_type: str, month: int) -> GasLimits:
     return GasLimits(**values)
 
 
-def assess_sample(sample: GasSample, limits: GasLimits, now: int, config: SiteConfig) -> list[tuple[str, str]]:
+_QUALIFIED: tuple[tuple[str, str], ...] = ()
+
+
+def assess_sample(sample: GasSample, limits: GasLimits, now: int, config: SiteConfig) -> Sequence[tuple[str, str]]:
     """Why a reading is not qualified, as (code, detail) pairs; empty when it qualifies."""
+    o2, lel, h2s, co = sample.o2, sample.lel, sample.h2s, sample.co
+    if (
+        sample.status == "ok" and not sample.alarm
+        and o2 is not None and lel is not None and h2s is not None and co is not None
+        and limits.o2_min <= o2 <= limits.o2_max and lel < limits.lel_max and h2s < limits.h2s_max and co < limits.co_max
+        and (sample.bump is None or now - sample.bump <= config.bump_test_max_age_ms)
+    ):
+        return _QUALIFIED
     problems: list[tuple[str, str]] = []
     dev = sample.device
     if sample.status != "ok":
