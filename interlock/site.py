@@ -440,8 +440,10 @@ class Site:
         subject = record.key or "rtls.position"
         if payload is None:
             return self._device_fault("PAYLOAD_UNPARSEABLE", subject, now, source, f"{subject}: empty (null) payload on rtls.position")
-        head = payload.lstrip()[:1]
-        schema = "qubit/2" if head in ("[", b"[") else "anchorline/4"
+        head = payload[:1]
+        if head.isspace():
+            head = payload.lstrip()[:1]
+        schema = "qubit/2" if head in _ARRAY_OPENERS else "anchorline/4"
         fixes, diagnosis = decode_payload(schema, payload)
         if diagnosis is not None:
             detail = f"{subject} sent a position payload that does not fit {schema}: {diagnosis.summary()}"
@@ -875,4 +877,5 @@ class Site:
 
 _NONE: frozenset[str] = frozenset()
 _UNREGISTERED = object()
+_ARRAY_OPENERS = ("[", b"[")
 
