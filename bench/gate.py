@@ -91,10 +91,10 @@ def derived(metrics: dict[str, Metric]) -> list[Metric]:
         if top in metrics and bottom in metrics and metrics[bottom].value > 0:
             out.append(Metric(name, metrics[top].value / metrics[bottom].value, "x", "higher"))
 
-    ratio("decision_vs_baseline", "decision_records_per_s", "baseline_records_per_s")
-    ratio("dataflow_vs_baseline", "dataflow_records_per_s", "baseline_records_per_s")
-    ratio("decision_share_of_limit", "decision_records_per_s", "limit_records_per_s")
-    ratio("dataflow_share_of_limit", "dataflow_records_per_s", "limit_records_per_s")
+    ratio("decision_vs_baseline", "decision_from_lines_records_per_s", "baseline_records_per_s")
+    ratio("decision_vs_grid_baseline", "decision_from_lines_records_per_s", "baseline_grid_records_per_s")
+    ratio("decision_share_of_limit", "decision_from_lines_records_per_s", "limit_records_per_s")
+    ratio("dataflow_share_of_decision", "dataflow_records_per_s", "decision_records_per_s")
     return out
 
 
@@ -125,10 +125,10 @@ def check_budgets(budgets: Budgets, metrics: dict[str, Metric], quick: bool, mea
 _PRODUCERS = {
     "decision_records_per_s": {"throughput"},
     "dataflow_records_per_s": {"throughput"},
-    "decision_vs_baseline": {"throughput", "decoding"},
-    "dataflow_vs_baseline": {"throughput", "decoding"},
-    "decision_share_of_limit": {"throughput", "decoding"},
-    "dataflow_share_of_limit": {"throughput", "decoding"},
+    "decision_vs_baseline": {"decoding"},
+    "decision_vs_grid_baseline": {"decoding"},
+    "decision_share_of_limit": {"decoding"},
+    "dataflow_share_of_decision": {"throughput"},
 }
 
 

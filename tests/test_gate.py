@@ -31,8 +31,8 @@ def test_a_latency_above_its_budget_fails_and_one_below_passes():
 def test_the_ratio_to_the_baseline_pipeline_is_derived_from_the_same_run():
     metrics = gate.all_metrics([])
     assert metrics == {}
-    derived = {m.name: m.value for m in gate.derived(_metrics(decision_records_per_s=300.0, baseline_records_per_s=50.0,
-                                                              limit_records_per_s=600.0))}
+    derived = {m.name: m.value for m in gate.derived(_metrics(decision_from_lines_records_per_s=300.0,
+                                                              baseline_records_per_s=50.0, limit_records_per_s=600.0))}
     assert derived["decision_vs_baseline"] == 6.0 and derived["decision_share_of_limit"] == 0.5
 
 
@@ -63,4 +63,4 @@ def test_the_gate_fails_when_a_deliberate_slowdown_is_injected(monkeypatch, tmp_
     assert gate.main(["--quick", "--suites", "throughput", "--report", str(tmp_path)]) == 1
     printed = capsys.readouterr().out
     assert "GATE FAILED" in printed and "decision_records_per_s" in printed
-    assert (tmp_path / "report.md").exists() and (tmp_path / "throughput.png").exists()
+    assert (tmp_path / "report.md").exists() and (tmp_path / "ours.png").exists()
