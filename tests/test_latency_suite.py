@@ -12,6 +12,7 @@ import time
 import pytest
 
 from bench.latency import (
+    LoadResult,
     PacedPartition,
     PacedRun,
     Schedule,
@@ -72,7 +73,6 @@ def test_latencies_are_positive_and_ordered(records):
     assert result.records == len(records)
     assert 0 < result.p50_ms <= result.p99_ms <= result.p999_ms <= result.max_ms
     assert result.wait_p99_ms >= 0 and result.process_p99_ms > 0
-    assert result.sustained
 
 
 def test_every_record_is_late_by_a_positive_time(paced_run):
@@ -103,3 +103,34 @@ def test_an_unpaced_run_hands_over_full_chunks(records):
         except StopIteration:
             break
     assert sizes == [500, 500, 200]
+
+
+def _result(**changes) -> LoadResult:
+    figures = dict(
+        rate=1_000, records=1_000, scheduled_s=1.0, elapsed_s=1.0, p50_ms=0.1, p99_ms=0.2, p999_ms=0.3, max_ms=0.4,
+        steady_p99_ms=0.2, steady_max_ms=0.4, wait_p99_ms=0.1, process_p99_ms=0.1, early_ms=0.1, late_ms=0.1,
+        late_chunk=1.0, chunk_cap=1_024, chunks=1_000, commands=0, gc_pauses=0, gc_max_ms=0.0, cpu_s=0.5, involuntary_switches=0,
+    )
+    return LoadResult(**{**figures, **changes})
+
+
+def test_a_run_keeps_up_when_it_ends_on_schedule_and_its_lateness_stays_flat():
+    assert _result().sustained
+
+
+def test_a_run_that_ends_more_than_5_percent_late_does_not_keep_up():
+    assert _result(elapsed_s=1.04).sustained
+    assert not _result(elapsed_s=1.07).sustained
+
+
+def test_a_run_whose_lateness_grows_does_not_keep_up():
+    assert _result(early_ms=1.0, late_ms=5.5).sustained  # within 5 ms (0.5 % of a 1 s schedule)
+    assert not _result(early_ms=1.0, late_ms=7.0).sustained
+    five_seconds = dict(scheduled_s=5.0, elapsed_s=5.0, early_ms=1.0)  # 25 ms allowed (0.5 % of 5 s)
+    assert _result(**five_seconds, late_ms=20.0).sustained
+    assert not _result(**five_seconds, late_ms=30.0).sustained
+
+
+def test_a_run_still_handing_over_full_chunks_at_its_end_does_not_keep_up():
+    assert _result(late_chunk=1_000.0).sustained
+    assert not _result(late_chunk=1_024.0).sustained
