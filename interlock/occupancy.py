@@ -18,34 +18,51 @@ def _cells(area: Area) -> Iterable[tuple[int, int]]:
 
 
 class ZoneOccupancy:
-    """Occupants of the watched zones (those with active permits), in the order they entered."""
+    """Occupants of the watched zones (those with active permits), in the order they entered, and which grid cell every
+    located tag is in, so a zone that starts being watched is filled from the tags near it only."""
 
     def __init__(self) -> None:
         self.areas: dict[str, Area] = {}
         self.occupants: dict[str, dict[str, None]] = {}
         self.tag_zones: dict[str, list[str]] = {}
         self.grid: dict[tuple[int, int], list[str]] = {}
+        self.tag_cell: dict[str, tuple[int, int]] = {}
+        self.cell_tags: dict[tuple[int, int], dict[str, None]] = {}
 
-    def watch(self, zones: dict[str, Area], positions: dict) -> None:
-        """Watch exactly `zones`; newly watched zones are filled from the tags' last positions."""
-        for zone in [z for z in self.areas if z not in zones or zones[z] is not self.areas[z]]:
-            self._forget(zone)
-        for zone, area in zones.items():
-            if zone not in self.areas:
-                self.areas[zone] = area
-                self.occupants[zone] = {}
-                for tag, p in positions.items():
-                    if area.contains(p.x, p.y, p.z):
-                        self._enter(tag, zone)
-        self.grid = {}
-        for zone, area in self.areas.items():
-            for cell in _cells(area):
-                self.grid.setdefault(cell, []).append(zone)
+    def watch(self, zone: str, area: Area, positions: dict) -> None:
+        """Start watching `zone` (or watch its new area), filled from the last positions of the tags near it."""
+        if self.areas.get(zone) is area:
+            return
+        if zone in self.areas:
+            self.unwatch(zone)
+        self.areas[zone] = area
+        self.occupants[zone] = {}
+        for cell in _cells(area):
+            self.grid.setdefault(cell, []).append(zone)
+        for tag in self.tags_within(area, positions):
+            self._enter(tag, zone)
 
-    def _forget(self, zone: str) -> None:
+    def unwatch(self, zone: str) -> None:
+        area = self.areas.pop(zone, None)
+        if area is None:
+            return
         for tag in self.occupants.pop(zone, {}):
             self.tag_zones[tag].remove(zone)
-        del self.areas[zone]
+        for cell in _cells(area):
+            zones = self.grid[cell]
+            zones.remove(zone)
+            if not zones:
+                del self.grid[cell]
+
+    def tags_within(self, area: Area, positions: dict) -> list[str]:
+        """Tags whose last position is inside `area`, looked up through the cells it covers."""
+        inside = []
+        for cell in _cells(area):
+            for tag in self.cell_tags.get(cell, ()):
+                p = positions[tag]
+                if area.contains(p.x, p.y, p.z):
+                    inside.append(tag)
+        return inside
 
     def _enter(self, tag: str, zone: str) -> None:
         self.occupants[zone][tag] = None
@@ -53,10 +70,16 @@ class ZoneOccupancy:
 
     def move(self, tag: str, x: int, y: int, z: int) -> list[str]:
         """Place a tag; returns the watched zones it entered or left."""
+        cell = (x // CELL_MM, y // CELL_MM)
+        if self.tag_cell.get(tag) != cell:
+            before = self.tag_cell.get(tag)
+            if before is not None:
+                del self.cell_tags[before][tag]
+            self.tag_cell[tag] = cell
+            self.cell_tags.setdefault(cell, {})[tag] = None
         areas = self.areas
         current = self.tag_zones.get(tag, ())
-        entered = [zone for zone in self.grid.get((x // CELL_MM, y // CELL_MM), ())
-                   if zone not in current and areas[zone].contains(x, y, z)]
+        entered = [zone for zone in self.grid.get(cell, ()) if zone not in current and areas[zone].contains(x, y, z)]
         left = [zone for zone in current if not areas[zone].contains(x, y, z)] if current else []
         for zone in left:
             del self.occupants[zone][tag]

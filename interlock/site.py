@@ -29,6 +29,7 @@ from interlock.gas_test import SAMPLE_CODES, GasTrack, assess_sample, check_gas,
 from interlock.geometry import ZoneView, zone_view
 from interlock.guardian_presence import check_guardian, guardian_area
 from interlock.occupancy import ZoneOccupancy, check_entrants
+from interlock.permit_index import TERMINAL_STATES, PermitIndex
 from interlock.plc_signals import PlcView, check_plc_signals
 from interlock.harness_tieoff import HarnessTrack, check_harnesses, is_stale, new_track
 from interlock.permit_checks import RECORD_CODES, record_problems
@@ -70,7 +71,6 @@ PERMIT_CODES = RECORD_CODES + (
     "HARNESS_DATA_STALE",
 )
 WARNING_CODES = frozenset({"QUALIFICATION_EXPIRING", "HARNESS_UNTIED_WARNING"})
-TERMINAL_STATES = frozenset({"closed", "cancelled"})
 _DIAGNOSIS_CODES = {
     "json": "PAYLOAD_UNPARSEABLE",
     "encoding": "PAYLOAD_UNPARSEABLE",
@@ -136,14 +136,9 @@ class Site:
         self.device_schema: dict[str, str | None] = {}
         self.tag_worker: dict[str, str] = {}
         self.tag_schema: dict[str, str | None] = {}
-        self.tag_guarding: dict[str, list[str]] = {}
         self.worker_tags: dict[str, list[str]] = {}
         self.equipment_plc: dict[str, str] = {}
-        self.detector_permits: dict[str, list[str]] = {}
-        self.harness_permits: dict[str, list[str]] = {}
-        self.plc_permits: dict[str, list[str]] = {}
-        self.guardian_permits: dict[str, list[str]] = {}
-        self.active_in_zone: dict[str, list[str]] = {}
+        self.index = PermitIndex()
         self.occupancy = ZoneOccupancy()
         self._limits: dict[tuple[str, int], GasLimits] = {}
         self._limits_day = -1
@@ -281,16 +276,22 @@ class Site:
 
     def _dependents(self, device: str) -> list[str]:
         """Permits whose evidence comes from the device (detector, harness, PLC, or a tag of their people)."""
-        permits = (
-            self.detector_permits.get(device, [])
-            + self.harness_permits.get(device, [])
-            + self.plc_permits.get(device, [])
-        )
+        index = self.index
+        permits = index.detector.get(device, []) + index.harness.get(device, []) + self._plc_permits(device)
         worker = self.tag_worker.get(device)
         if worker is not None:
-            permits += [pid for pid, rt in self.permits.items() if rt.row.state not in TERMINAL_STATES
-                        and (worker in rt.row.workers or worker == rt.row.guardian)]
+            permits += index.person.get(worker, [])
         return list(dict.fromkeys(permits))
+
+    def _plc_permits(self, plc: str) -> list[str]:
+        """Permits whose isolations or ventilation are confirmed by this PLC."""
+        row = self.devices.get(plc)
+        if row is None or row.family != "plc":
+            return []
+        equipment = self.index.equipment
+        return list(dict.fromkeys(
+            pid for item in row.equipment if self.equipment_plc.get(item) == plc for pid in equipment.get(item, ())
+        ))
 
     def _device_fault(
         self, code: str, device: str, now: int, source: Origin, detail: str, diagnostics: Diagnostics = NO_DIAGNOSTICS
@@ -299,7 +300,7 @@ class Site:
         permits = self._dependents(device)
         self.faults.raise_(code, device, now, source, detail, device=device, permits=permits, diagnostics=diagnostics)
         self.untrusted[device] = code
-        for pid in self.detector_permits.get(device, ()):
+        for pid in self.index.detector.get(device, ()):
             self.permits[pid].gas[device].observe_bad(code, device)
         return [pid for pid in permits if self.permits[pid].row.state == "active"] if permits else []
 
@@ -376,7 +377,7 @@ class Site:
         if sample is None:
             return touched
         device = sample.device
-        permits = self.detector_permits.get(device, [])
+        permits = self.index.detector.get(device, [])
         present: dict[str, str] = {}
         affected: dict[str, list[str]] = {}
         keep = self.config.gas_pretest_readings
@@ -413,11 +414,11 @@ class Site:
         track = self.harness.get(sample.device)
         if track is None:
             self.harness[sample.device] = new_track(now, sample.height_mm, sample.tied, self.config)
-            return self._active(self.harness_permits.get(sample.device, ()))
+            return self._active(self.index.harness.get(sample.device, ()))
         unchanged = track.untied_since is None and not is_stale(track, now, self.config)
         track.observe(now, sample.height_mm, sample.tied, self.config)
         # Tied off (or below the height) before and after: enabled permits need no new decision.
-        return self._decide_unless_enabled(self.harness_permits.get(sample.device, ()), unchanged and track.untied_since is None)
+        return self._decide_unless_enabled(self.index.harness.get(sample.device, ()), unchanged and track.untied_since is None)
 
     def _on_plc(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         state, touched = self._trusted_reading(record, source, now, "plc", "plc")
@@ -426,14 +427,14 @@ class Site:
         view = self.plc.get(state.device)
         if view is None:
             self.plc[state.device] = PlcView(now, dict(state.tags))
-            return self._active(self.plc_permits.get(state.device, ()))
+            return self._active(self._plc_permits(state.device))
         tags = view.tags
         unchanged = now - view.ts <= self.config.plc_state_max_age_ms and all(
             tags.get(name) is value for name, value in state.tags.items()
         )
         view.ts = now
         tags.update(state.tags)
-        return self._decide_unless_enabled(self.plc_permits.get(state.device, ()), unchanged)
+        return self._decide_unless_enabled(self._plc_permits(state.device), unchanged)
 
     def _on_position(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         payload = record.payload
@@ -456,6 +457,9 @@ class Site:
         skew_max = self.config.clock_skew_max_ms
         quality_min = self.config.fix_quality_min
         occupancy = self.occupancy
+        active_in_zone = self.index.active_in_zone
+        guardians = self.index.guardian
+        tag_worker = self.tag_worker
         tag_schema = self.tag_schema
         open_subjects = self.faults.open_per_subject
         for fix in fixes:
@@ -492,8 +496,9 @@ class Site:
                 self.faults.reconcile(DEVICE_CODES, tag, _NONE, now, source)
             self.positions[tag] = fix
             for zone in occupancy.move(tag, fix.x, fix.y, fix.z):
-                touched += self.active_in_zone.get(zone, ())
-            guarding = self.tag_guarding.get(tag)
+                touched += active_in_zone.get(zone, ())
+            worker = tag_worker.get(tag)
+            guarding = guardians.get(worker) if worker is not None else None
             if guarding:
                 touched += self._guardian_located(guarding, fix, now)
         if self.closed_with_entrants:
@@ -533,38 +538,54 @@ class Site:
         return record.key
 
     def _apply_row(self, record: Record, source: Origin, now: int, decoder: msgspec.json.Decoder, table: dict,
-                   entry: Callable) -> str | None:
-        """Apply a table row or tombstone, the latest row winning; returns the key changed, or None when nothing changed."""
+                   entry: Callable) -> tuple[str, object] | None:
+        """Apply a table row or tombstone, the latest row winning; returns the key changed and the value it had, or None
+        when nothing changed."""
         if record.payload is None:
             key = self._tombstone_key(record, source, now)
-            return key if key is not None and table.pop(key, None) is not None else None
+            old = table.pop(key, None) if key is not None else None
+            return (key, old) if old is not None else None
         row = self._table_row(decoder, record, source, now)
         if row is None:
             return None
         key, value = entry(row)
+        old = table.get(key)
         table[key] = value
-        return key
+        return key, old
 
     def _on_device_row(self, record: Record, source: Origin, now: int) -> Iterable[str]:
-        if self._apply_row(record, source, now, _DEVICE_ROW, self.devices, lambda row: (row.device, row)) is None:
+        applied = self._apply_row(record, source, now, _DEVICE_ROW, self.devices, lambda row: (row.device, row))
+        if applied is None:
             return []
-        self._index_devices()
-        return self._all_active()
+        device, old = applied
+        new = self.devices.get(device)
+        before = self._row_permits(old) if old is not None else []
+        self._unindex_device(old)
+        if new is not None:
+            self._index_device(new)
+        after = self._row_permits(new) if new is not None else []
+        for pid in dict.fromkeys(before + after):
+            self._refresh_guardian(self.permits[pid])
+        return self._active(dict.fromkeys(before + after))
 
     def _on_zone_row(self, record: Record, source: Origin, now: int) -> Iterable[str]:
-        if self._apply_row(record, source, now, _ZONE_ROW, self.zones, lambda row: (row.zone, zone_view(row))) is None:
+        applied = self._apply_row(record, source, now, _ZONE_ROW, self.zones, lambda row: (row.zone, zone_view(row)))
+        if applied is None:
             return []
-        self._refresh_guardians()
-        self._watch_zones()
-        return self._all_active()
+        zone, _ = applied
+        self._watch_zone(zone)
+        permits = self.index.zone.get(zone, [])
+        for pid in permits:
+            self._refresh_guardian(self.permits[pid])
+        return self._active(permits)
 
     def _on_qualification_row(self, record: Record, source: Origin, now: int) -> Iterable[str]:
-        worker = self._apply_row(
+        applied = self._apply_row(
             record, source, now, _QUALIFICATION_ROW, self.qualifications, lambda row: (row.worker, row)
         )
-        if worker is None:
+        if applied is None:
             return []
-        return [pid for pid, rt in self.permits.items() if rt.row.state == "active" and worker in rt.row.workers]
+        return self._active(self.index.person.get(applied[0], ()))
 
     def _on_permit_row(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         if record.payload is None:
@@ -584,18 +605,21 @@ class Site:
                     f"{row.permit} rev {row.rev} is not newer than rev {runtime.row.rev} held: ignored",
                 )
                 return []
-        previous_state = runtime.row.state if runtime is not None else None
+        previous = runtime.row if runtime is not None else None
         if runtime is None:
             runtime = self.permits[row.permit] = PermitRuntime(row)
-        elif (runtime.row.guardian, runtime.row.zone, runtime.row.type) != (row.guardian, row.zone, row.type):
+        elif (previous.guardian, previous.zone, previous.type) != (row.guardian, row.zone, row.type):
             runtime.guardian_seen = None
         runtime.row = row
         runtime.gas = {device: runtime.gas.get(device) or GasTrack() for device in row.detectors}
-        self._index_permits()
-        self._refresh_guardians()
-        if row.type == "confined_space" and row.state == "closed" and previous_state != "closed":
+        self.index.replace(row.permit, previous, row)
+        zones = [row.zone] if previous is None or previous.zone == row.zone else [previous.zone, row.zone]
+        for zone in zones:
+            self._watch_zone(zone)
+        self._refresh_guardian(runtime)
+        if row.type == "confined_space" and row.state == "closed" and (previous is None or previous.state != "closed"):
             self._check_entrants_at_close(runtime, now, source)
-        return [row.permit] + self.active_in_zone.get(row.zone, [])
+        return [row.permit] + [pid for zone in zones for pid in self.index.active_in_zone.get(zone, [])]
 
     def _on_permit_action(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         action = self._table_row(_PERMIT_ACTION, record, source, now) if record.payload is not None else None
@@ -633,73 +657,73 @@ class Site:
 
     # ------------------------------------------------------------------ indexes
 
-    def _index_devices(self) -> None:
-        self.device_schema = {
-            d.device: PLC_SCHEMA if d.family == "plc" else schema_for_firmware(d.model, d.firmware)
-            for d in self.devices.values()
-        }
-        self.tag_worker = {d.device: d.worker for d in self.devices.values() if d.family == "uwb_tag" and d.worker}
-        self.tag_schema = {d.device: schema_for_vendor(d.vendor) for d in self.devices.values() if d.family == "uwb_tag"}
-        self.worker_tags = {}
-        for tag, worker in self.tag_worker.items():
-            self.worker_tags.setdefault(worker, []).append(tag)
-        self.equipment_plc = {}
-        for d in self.devices.values():
-            if d.family == "plc":
-                for equipment in d.equipment:
-                    self.equipment_plc.setdefault(equipment, d.device)
-        self._index_permits()
-        self._refresh_guardians()
+    def _index_device(self, row: wire.DeviceRow) -> None:
+        """Add a CMDB row to the device indexes: its schema, a tag's wearer and vendor, a PLC's equipment."""
+        device = row.device
+        self.device_schema[device] = PLC_SCHEMA if row.family == "plc" else schema_for_firmware(row.model, row.firmware)
+        if row.family == "uwb_tag":
+            self.tag_schema[device] = schema_for_vendor(row.vendor)
+            if row.worker:
+                self.tag_worker[device] = row.worker
+                self.worker_tags.setdefault(row.worker, []).append(device)
+        elif row.family == "plc":
+            for item in row.equipment:
+                self.equipment_plc.setdefault(item, device)
 
-    def _index_permits(self) -> None:
-        detectors: dict[str, list[str]] = {}
-        harnesses: dict[str, list[str]] = {}
-        plcs: dict[str, list[str]] = {}
-        guardians: dict[str, list[str]] = {}
-        active: dict[str, list[str]] = {}
-        for pid, runtime in self.permits.items():
-            row = runtime.row
-            if row.state in TERMINAL_STATES:
-                continue
-            for device in row.detectors:
-                detectors.setdefault(device, []).append(pid)
-            for device in row.harnesses:
-                harnesses.setdefault(device, []).append(pid)
-            for equipment in row.isolations + row.ventilation:
-                plc = self.equipment_plc.get(equipment)
-                if plc is not None and pid not in plcs.get(plc, ()):
-                    plcs.setdefault(plc, []).append(pid)
-            guardians.setdefault(row.guardian, []).append(pid)
-            if row.state == "active":
-                active.setdefault(row.zone, []).append(pid)
-        self.detector_permits, self.harness_permits, self.plc_permits = detectors, harnesses, plcs
-        self.guardian_permits = guardians
-        self.tag_guarding = {
-            tag: permits for guardian, permits in guardians.items() for tag in self.worker_tags.get(guardian, ())
-        }
-        self.active_in_zone = active
-        self._watch_zones()
+    def _unindex_device(self, row: wire.DeviceRow | None) -> None:
+        """Remove a CMDB row's entries; equipment it held passes to another PLC that lists it, if any."""
+        if row is None:
+            return
+        device = row.device
+        self.device_schema.pop(device, None)
+        self.tag_schema.pop(device, None)
+        worker = self.tag_worker.pop(device, None)
+        if worker is not None:
+            tags = self.worker_tags[worker]
+            tags.remove(device)
+            if not tags:
+                del self.worker_tags[worker]
+        if row.family == "plc":
+            for item in row.equipment:
+                if self.equipment_plc.get(item) == device:
+                    del self.equipment_plc[item]
+                    other = next((d.device for d in self.devices.values()
+                                  if d.family == "plc" and d.device != device and item in d.equipment), None)
+                    if other is not None:
+                        self.equipment_plc[item] = other
 
-    def _watch_zones(self) -> None:
+    def _row_permits(self, row: wire.DeviceRow) -> list[str]:
+        """Permits a CMDB row matters to."""
+        index = self.index
+        if row.family == "uwb_tag":
+            wearer = list(index.person.get(row.worker, ())) if row.worker else []
+            around = [pid for zone in self.occupancy.tag_zones.get(row.device, ()) for pid in index.active_in_zone.get(zone, ())]
+            return list(dict.fromkeys(wearer + around))
+        if row.family == "plc":
+            return list(dict.fromkeys(pid for item in row.equipment for pid in index.equipment.get(item, ())))
+        return index.detector.get(row.device, []) + index.harness.get(row.device, [])
+
+    def _watch_zone(self, zone: str) -> None:
         """Occupancy is kept for the zones with active permits."""
-        self.occupancy.watch(
-            {zone: self.zones[zone].area for zone in self.active_in_zone if zone in self.zones}, self.positions
-        )
+        view = self.zones.get(zone)
+        if zone in self.index.active_in_zone and view is not None:
+            self.occupancy.watch(zone, view.area, self.positions)
+        else:
+            self.occupancy.unwatch(zone)
 
-    def _refresh_guardians(self) -> None:
-        """Guardian presence from the guardian's latest fixes, for permits that have not seen their guardian yet."""
-        for runtime in self.permits.values():
-            if runtime.guardian_seen is not None or runtime.row.state in TERMINAL_STATES:
-                continue
-            area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
-            if area is None:
-                continue
-            seen = [
-                p.ts for tag in self.worker_tags.get(runtime.row.guardian, ())
-                if (p := self.positions.get(tag)) is not None and area.contains(p.x, p.y, p.z)
-            ]
-            if seen:
-                runtime.guardian_seen = max(seen)
+    def _refresh_guardian(self, runtime: PermitRuntime) -> None:
+        """Guardian presence from the guardian's latest fixes, for a permit that has not seen its guardian yet."""
+        if runtime.guardian_seen is not None or runtime.row.state in TERMINAL_STATES:
+            return
+        area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
+        if area is None:
+            return
+        seen = [
+            p.ts for tag in self.worker_tags.get(runtime.row.guardian, ())
+            if (p := self.positions.get(tag)) is not None and area.contains(p.x, p.y, p.z)
+        ]
+        if seen:
+            runtime.guardian_seen = max(seen)
 
     def _decide_unless_enabled(self, permits: Iterable[str], unchanged: bool) -> list[str]:
         """The active permits to re-decide after an input: when the evidence kept its meaning, enabled permits are left to
@@ -710,9 +734,6 @@ class Site:
 
     def _active(self, permits: Iterable[str]) -> list[str]:
         return [pid for pid in permits if self.permits[pid].row.state == "active"]
-
-    def _all_active(self) -> list[str]:
-        return [pid for pid, rt in self.permits.items() if rt.row.state == "active"]
 
     def _limits_for(self, work_type: str, now: int) -> GasLimits:
         day = site_day(now, self.config.utc_offset_minutes)
@@ -731,10 +752,7 @@ class Site:
         view = self.zones.get(zone)
         if view is None:
             return []
-        return [
-            self.tag_worker.get(tag, f"unregistered tag {tag}")
-            for tag, p in self.positions.items() if view.area.contains(p.x, p.y, p.z)
-        ]
+        return [self.tag_worker.get(tag, f"unregistered tag {tag}") for tag in self.occupancy.tags_within(view.area, self.positions)]
 
     def _check_entrants_at_close(self, runtime: PermitRuntime, now: int, source: Origin) -> None:
         row = runtime.row
@@ -848,7 +866,7 @@ class Site:
     def _authorised(self, zone: str) -> set[str]:
         """Everyone on an active permit of the zone, workers and guardians."""
         people: set[str] = set()
-        for pid in self.active_in_zone.get(zone, ()):
+        for pid in self.index.active_in_zone.get(zone, ()):
             row = self.permits[pid].row
             people.update(row.workers)
             people.add(row.guardian)
