@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from interlock.findings import Findings
 from interlock.geometry import Area
+
+_NOTHING: tuple[str, ...] = ()
 
 CELL_MM = 25_000
 """Grid cell size: a fix is tested only against the zones whose bounding box touches its cell."""
@@ -68,25 +70,33 @@ class ZoneOccupancy:
         self.occupants[zone][tag] = None
         self.tag_zones.setdefault(tag, []).append(zone)
 
-    def move(self, tag: str, x: int, y: int, z: int) -> list[str]:
+    def move(self, tag: str, x: int, y: int, z: int) -> Sequence[str]:
         """Place a tag; returns the watched zones it entered or left."""
         cell = (x // CELL_MM, y // CELL_MM)
-        if self.tag_cell.get(tag) != cell:
-            before = self.tag_cell.get(tag)
+        before = self.tag_cell.get(tag)
+        if before != cell:
             if before is not None:
                 del self.cell_tags[before][tag]
             self.tag_cell[tag] = cell
             self.cell_tags.setdefault(cell, {})[tag] = None
         areas = self.areas
-        current = self.tag_zones.get(tag, ())
-        entered = [zone for zone in self.grid.get(cell, ()) if zone not in current and areas[zone].contains(x, y, z)]
-        left = [zone for zone in current if not areas[zone].contains(x, y, z)] if current else []
-        for zone in left:
-            del self.occupants[zone][tag]
-            current.remove(zone)
-        for zone in entered:
-            self._enter(tag, zone)
-        return entered + left
+        current = self.tag_zones.get(tag)
+        changed: list[str] | None = None
+        if current:
+            for zone in current:
+                if not areas[zone].contains(x, y, z):
+                    changed = [zone] if changed is None else changed + [zone]
+            if changed:
+                for zone in changed:
+                    del self.occupants[zone][tag]
+                    current.remove(zone)
+        candidates = self.grid.get(cell)
+        if candidates:
+            for zone in candidates:
+                if (not current or zone not in current) and areas[zone].contains(x, y, z):
+                    self._enter(tag, zone)
+                    changed = [zone] if changed is None else changed + [zone]
+        return changed or _NOTHING
 
     def inside(self, zone: str) -> dict[str, None]:
         return self.occupants.get(zone, {})

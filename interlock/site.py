@@ -457,6 +457,8 @@ class Site:
         skew_max = self.config.clock_skew_max_ms
         quality_min = self.config.fix_quality_min
         occupancy = self.occupancy
+        positions = self.positions
+        record_ts = record.ts
         active_in_zone = self.index.active_in_zone
         guardians = self.index.guardian
         tag_worker = self.tag_worker
@@ -480,23 +482,25 @@ class Site:
                     f"tag {tag} is a {self.devices[tag].vendor} tag in the CMDB but reported in {schema} format",
                 )
                 continue
-            if abs(fix.ts - record.ts) > skew_max:
+            if abs(fix.ts - record_ts) > skew_max:
                 touched += self._device_fault(
                     "DEVICE_CLOCK_SKEW", tag, now, source,
-                    f"tag {tag} fix time is {abs(fix.ts - record.ts) / 1000:.1f} s from the record time",
+                    f"tag {tag} fix time is {abs(fix.ts - record_ts) / 1000:.1f} s from the record time",
                 )
                 continue
             if not fix.located or fix.quality < quality_min:
                 continue
-            last = self.positions.get(tag)
+            last = positions.get(tag)
             if last is not None and fix.ts <= last.ts:
                 self.faults.raise_("SEQ_DUPLICATE", tag, now, source, f"tag {tag} fix not newer than the last: dropped", device=tag)
                 continue
             if tag in open_subjects and registered is not _UNREGISTERED:
                 self.faults.reconcile(DEVICE_CODES, tag, _NONE, now, source)
-            self.positions[tag] = fix
-            for zone in occupancy.move(tag, fix.x, fix.y, fix.z):
-                touched += active_in_zone.get(zone, ())
+            positions[tag] = fix
+            moved = occupancy.move(tag, fix.x, fix.y, fix.z)
+            if moved:
+                for zone in moved:
+                    touched += active_in_zone.get(zone, ())
             worker = tag_worker.get(tag)
             guarding = guardians.get(worker) if worker is not None else None
             if guarding:
