@@ -37,7 +37,7 @@ from interlock.qualification import check_crew
 from interlock.site_time import site_date, site_day
 from schemas import payloads as wire
 from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
-from schemas.decoding import decode_payload, diagnose, fits, reported_field
+from schemas.decoding import PAYLOAD_DECODERS, diagnose, fits, reported_field
 from schemas.envelope import Record, UnreadableRecord
 from schemas.readings import TagFix
 
@@ -320,7 +320,7 @@ class Site:
                 "DEVICE_MODEL_UNSUPPORTED", device, now, source,
                 f"{device}: the protocol catalog has no schema for model {row.model} firmware {row.firmware}",
             )
-        reading, diagnosis = decode_payload(schema, payload)
+        reading, diagnosis = PAYLOAD_DECODERS[schema](payload)
         if diagnosis is not None:
             self.sequences.pop(device, None)
             reported = reported_field(payload, "fw")
@@ -445,7 +445,7 @@ class Site:
         if head.isspace():
             head = payload.lstrip()[:1]
         schema = "qubit/2" if head in _ARRAY_OPENERS else "anchorline/4"
-        fixes, diagnosis = decode_payload(schema, payload)
+        fixes, diagnosis = PAYLOAD_DECODERS[schema](payload)
         if diagnosis is not None:
             detail = f"{subject} sent a position payload that does not fit {schema}: {diagnosis.summary()}"
             return self._device_fault(

@@ -7,7 +7,6 @@ Struct; the diagnosis is only built for payloads that fail.
 
 from __future__ import annotations
 
-import datetime
 import re
 from typing import Any, Callable
 
@@ -318,3 +317,24 @@ def reported_field(data: bytes | str, field: str) -> str | None:
         if isinstance(value, str):
             return value
     return None
+
+
+def payload_decoder(schema: str) -> Callable[[bytes | str], Outcome]:
+    """`decode_payload` bound to one schema, built once: the fast path without the lookups; any failure takes the full
+    diagnosing path."""
+    decoder, normalise = _SCHEMAS[schema]
+    decode = decoder.decode
+
+    def decode_one(data: bytes | str) -> Outcome:
+        if len(data) <= MAX_PAYLOAD_BYTES:
+            try:
+                return normalise(decode(data))
+            except Exception:
+                pass
+        return decode_payload(schema, data)
+
+    return decode_one
+
+
+PAYLOAD_DECODERS: dict[str, Callable[[bytes | str], Outcome]] = {schema: payload_decoder(schema) for schema in _SCHEMAS}
+"""One bound decoder per known schema."""
