@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+import msgspec
+
 from interlock.findings import Findings
 from interlock.geometry import Area
 
@@ -19,6 +21,13 @@ def _cells(area: Area) -> Iterable[tuple[int, int]]:
             yield cx, cy
 
 
+class TagPlace(msgspec.Struct, gc=False):
+    """Where a located tag is: its grid cell and the watched zones it is inside."""
+
+    cell: tuple[int, int]
+    zones: list[str]
+
+
 class ZoneOccupancy:
     """Occupants of the watched zones (those with active permits), in the order they entered, and which grid cell every
     located tag is in, so a zone that starts being watched is filled from the tags near it only."""
@@ -26,9 +35,8 @@ class ZoneOccupancy:
     def __init__(self) -> None:
         self.areas: dict[str, Area] = {}
         self.occupants: dict[str, dict[str, None]] = {}
-        self.tag_zones: dict[str, list[str]] = {}
         self.grid: dict[tuple[int, int], list[str]] = {}
-        self.tag_cell: dict[str, tuple[int, int]] = {}
+        self.places: dict[str, TagPlace] = {}
         self.cell_tags: dict[tuple[int, int], dict[str, None]] = {}
 
     def watch(self, zone: str, area: Area, positions: dict) -> None:
@@ -49,7 +57,7 @@ class ZoneOccupancy:
         if area is None:
             return
         for tag in self.occupants.pop(zone, {}):
-            self.tag_zones[tag].remove(zone)
+            self.places[tag].zones.remove(zone)
         for cell in _cells(area):
             zones = self.grid[cell]
             zones.remove(zone)
@@ -68,19 +76,25 @@ class ZoneOccupancy:
 
     def _enter(self, tag: str, zone: str) -> None:
         self.occupants[zone][tag] = None
-        self.tag_zones.setdefault(tag, []).append(zone)
+        self.places[tag].zones.append(zone)
+
+    def zones_of(self, tag: str) -> list[str]:
+        place = self.places.get(tag)
+        return place.zones if place is not None else []
 
     def move(self, tag: str, x: int, y: int, z: int) -> Sequence[str]:
         """Place a tag; returns the watched zones it entered or left."""
         cell = (x // CELL_MM, y // CELL_MM)
-        before = self.tag_cell.get(tag)
-        if before != cell:
-            if before is not None:
-                del self.cell_tags[before][tag]
-            self.tag_cell[tag] = cell
+        place = self.places.get(tag)
+        if place is None:
+            place = self.places[tag] = TagPlace(cell, [])
+            self.cell_tags.setdefault(cell, {})[tag] = None
+        elif place.cell != cell:
+            del self.cell_tags[place.cell][tag]
+            place.cell = cell
             self.cell_tags.setdefault(cell, {})[tag] = None
         areas = self.areas
-        current = self.tag_zones.get(tag)
+        current = place.zones
         changed: list[str] | None = None
         if current:
             for zone in current:

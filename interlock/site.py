@@ -135,7 +135,8 @@ class Site:
         # indexes derived from the tables
         self.device_schema: dict[str, str | None] = {}
         self.tag_worker: dict[str, str] = {}
-        self.tag_schema: dict[str, str | None] = {}
+        self.tag_info: dict[str, tuple[str | None, str | None]] = {}
+        """Registered UWB tag -> (schema of its vendor, wearer): what a fix needs, in one lookup."""
         self.worker_tags: dict[str, list[str]] = {}
         self.equipment_plc: dict[str, str] = {}
         self.index = PermitIndex()
@@ -461,12 +462,12 @@ class Site:
         record_ts = record.ts
         active_in_zone = self.index.active_in_zone
         guardians = self.index.guardian
-        tag_worker = self.tag_worker
-        tag_schema = self.tag_schema
+        tag_info = self.tag_info
         open_subjects = self.faults.open_per_subject
         for fix in fixes:
             tag = fix.tag
-            registered = tag_schema.get(tag, _UNREGISTERED)
+            info = tag_info.get(tag)
+            registered, worker = info if info is not None else (_UNREGISTERED, None)
             if registered is _UNREGISTERED:
                 if fix.located:
                     self.faults.raise_("DEVICE_UNKNOWN", tag, now, source, f"UWB tag {tag} has no CMDB row", device=tag)
@@ -501,7 +502,6 @@ class Site:
             if moved:
                 for zone in moved:
                     touched += active_in_zone.get(zone, ())
-            worker = tag_worker.get(tag)
             guarding = guardians.get(worker) if worker is not None else None
             if guarding:
                 touched += self._guardian_located(guarding, fix, now)
@@ -666,7 +666,7 @@ class Site:
         device = row.device
         self.device_schema[device] = PLC_SCHEMA if row.family == "plc" else schema_for_firmware(row.model, row.firmware)
         if row.family == "uwb_tag":
-            self.tag_schema[device] = schema_for_vendor(row.vendor)
+            self.tag_info[device] = (schema_for_vendor(row.vendor), row.worker or None)
             if row.worker:
                 self.tag_worker[device] = row.worker
                 self.worker_tags.setdefault(row.worker, []).append(device)
@@ -680,7 +680,7 @@ class Site:
             return
         device = row.device
         self.device_schema.pop(device, None)
-        self.tag_schema.pop(device, None)
+        self.tag_info.pop(device, None)
         worker = self.tag_worker.pop(device, None)
         if worker is not None:
             tags = self.worker_tags[worker]
@@ -701,7 +701,7 @@ class Site:
         index = self.index
         if row.family == "uwb_tag":
             wearer = list(index.person.get(row.worker, ())) if row.worker else []
-            around = [pid for zone in self.occupancy.tag_zones.get(row.device, ()) for pid in index.active_in_zone.get(zone, ())]
+            around = [pid for zone in self.occupancy.zones_of(row.device) for pid in index.active_in_zone.get(zone, ())]
             return list(dict.fromkeys(wearer + around))
         if row.family == "plc":
             return list(dict.fromkeys(pid for item in row.equipment for pid in index.equipment.get(item, ())))
