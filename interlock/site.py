@@ -95,6 +95,13 @@ class Output(msgspec.Struct, frozen=True, gc=False):
     value: bytes
 
 
+class DeviceIntake(msgspec.Struct, gc=False):
+    """A CMDB device as its readings are taken in: the row and the schema of its approved firmware."""
+
+    row: wire.DeviceRow
+    schema: str | None
+
+
 class PermitRuntime(msgspec.Struct):
     """A permit record with its decision state: enable, latch, what the last stop and alert said, and its evidence tracks."""
 
@@ -133,7 +140,8 @@ class Site:
         self.timer_count = 0
         self.closed_with_entrants: dict[str, str] = {}
         # indexes derived from the tables
-        self.device_schema: dict[str, str | None] = {}
+        self.intake: dict[str, DeviceIntake] = {}
+        """CMDB device -> its row and schema: what a reading needs, in one lookup."""
         self.tag_worker: dict[str, str] = {}
         self.tag_info: dict[str, tuple[str | None, str | None]] = {}
         """Registered UWB tag -> (schema of its vendor, wearer): what a fix needs, in one lookup."""
@@ -309,13 +317,13 @@ class Site:
         """The device's normalised reading when it is evidence, else (None, permits to re-decide) after raising the fault."""
         payload = record.payload
         device = record.key or (reported_field(payload, id_field) if payload is not None else None) or "?"
-        row = self.devices.get(device)
+        intake = self.intake.get(device)
         if payload is None:
             return None, self._device_fault("PAYLOAD_UNPARSEABLE", device, now, source, f"{device}: empty (null) payload on {record.topic}")
-        if row is None or row.family != family:
-            why = "has no CMDB row" if row is None else f"is a {row.family} in the CMDB, not {family}"
+        if intake is None or intake.row.family != family:
+            why = "has no CMDB row" if intake is None else f"is a {intake.row.family} in the CMDB, not {family}"
             return None, self._device_fault("DEVICE_UNKNOWN", device, now, source, f"{device} on {record.topic} {why}")
-        schema = self.device_schema.get(device)
+        row, schema = intake.row, intake.schema
         if schema is None:
             return None, self._device_fault(
                 "DEVICE_MODEL_UNSUPPORTED", device, now, source,
@@ -664,7 +672,8 @@ class Site:
     def _index_device(self, row: wire.DeviceRow) -> None:
         """Add a CMDB row to the device indexes: its schema, a tag's wearer and vendor, a PLC's equipment."""
         device = row.device
-        self.device_schema[device] = PLC_SCHEMA if row.family == "plc" else schema_for_firmware(row.model, row.firmware)
+        schema = PLC_SCHEMA if row.family == "plc" else schema_for_firmware(row.model, row.firmware)
+        self.intake[device] = DeviceIntake(row, schema)
         if row.family == "uwb_tag":
             self.tag_info[device] = (schema_for_vendor(row.vendor), row.worker or None)
             if row.worker:
@@ -679,7 +688,7 @@ class Site:
         if row is None:
             return
         device = row.device
-        self.device_schema.pop(device, None)
+        self.intake.pop(device, None)
         self.tag_info.pop(device, None)
         worker = self.tag_worker.pop(device, None)
         if worker is not None:
