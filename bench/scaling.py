@@ -14,19 +14,27 @@ work at height (an SH-2 harness per worker, a PLC); every permit has a
 guardian and two workers with valid certificates. The other workers stand
 outside every zone; devices beyond those the permits need are idle
 detectors and idle tags, also outside. The tables go out first (CMDB, GIS,
-HR, permits approved), then a few seconds of healthy telemetry, then every
-permit goes active and is enabled.
+HR, permits approved), then a few seconds of healthy telemetry, then the
+permits go active over ten seconds and are enabled.
 
 The steady workload is the same number of records at every size: the
 site's own telemetry (positions from both RTLS vendors, gas at 1 Hz,
-harnesses at 1 Hz, PLC state every 5 s) with each device reporting once a
-second at its own phase, continued from the loading. A small site covers
-many seconds with it, a large one a fraction of a second: the work is the
-same, only the site around it grows.
+harnesses at 1 Hz, PLC state every 5 s), each device at its own phase in
+the second, continued from the loading. The devices the permits need report
+every second; the devices no permit needs report in turn, as many a second
+as at the sweep's smallest site, so along a sweep the records a second, and
+their kinds, stay the same while the site around them grows. A large site
+covers a fraction of a timer cycle with the workload, a small one many
+cycles; the permits' timers are spread over the cycle, so either samples
+the time-driven work in proportion.
 
 Sweeps vary one dimension from a small base. A permit needs its crew and its
 devices, so the permit sweep raises workers and devices with it, and the
 worker sweep raises devices (every worker wears a tag); the notes say where.
+
+Per-record cost is `Site.process_batch` on the steady workload after loading
+(perf_counter_ns, best of 3). Memory is the Site's, traced while its
+snapshot is restored; per entity it is the slope against the swept count.
 """
 
 from __future__ import annotations
@@ -35,7 +43,6 @@ import argparse
 import cProfile
 import datetime
 import gc
-import io
 import pickle
 import pstats
 import random
@@ -62,8 +69,12 @@ TABLE_LEAD_MS = 10_000
 WARMUP_SECONDS = 6
 """Seconds of telemetry before the permits go active: enough for the gas pre-test (5 readings)."""
 
+ACTIVATION_SECONDS = 10
+"""The permits go active over 10 s, a tenth each second, as crews ask to start at different moments: their timers
+(gas and harness freshness, every 10 s) are then spread over the cycle as on a working site, not fired all at once."""
+
 SETTLE_SECONDS = 1
-"""Seconds of telemetry after the permits go active, before the site counts as loaded."""
+"""Seconds of telemetry after the last permit goes active, before the site counts as loaded."""
 
 WORK_TYPES = ("hot_work", "confined_space", "height")
 PERMIT_PREFIX = {"hot_work": "HW", "confined_space": "CS", "height": "HT"}
@@ -87,6 +98,8 @@ QUBIT_BATCH = 3
 PLC_PERIOD_S = 5
 SEED = 20261126
 REPEATS = 3
+
+TABLE_TOPICS = ("cmdb.devices", "gis.zones", "hr.qualifications", "ptw.permits")
 
 QUICK_RECORDS = 20_000
 FULL_RECORDS = 100_000
@@ -130,14 +143,17 @@ BASE = fitted(SiteSize(permits=10, workers=0, devices=0))
 """The small site each sweep starts from (10 permits, their 30 people and 53 devices); the swept dimension replaces
 its figure."""
 
-QUICK_POINTS = 2
-"""Points of each sweep in quick mode."""
+QUICK_POINTS = {"permits": 3, "workers": 3, "devices": 3}
+"""Points of each sweep in quick mode: those whose sites load in seconds."""
+
+
+def sweep_counts(dimension: str, quick: bool) -> tuple[int, ...]:
+    return SWEEPS[dimension][:QUICK_POINTS[dimension]] if quick else SWEEPS[dimension]
 
 
 def sweep_sizes(dimension: str, quick: bool) -> list[SiteSize]:
     """The consistent sites of one sweep, smallest first."""
-    points = SWEEPS[dimension][:QUICK_POINTS] if quick else SWEEPS[dimension]
-    return [fitted(SiteSize(**{**BASE.__dict__, dimension: n})) for n in points]
+    return [fitted(SiteSize(**{**BASE.__dict__, dimension: n})) for n in sweep_counts(dimension, quick)]
 
 
 # ---------------------------------------------------------------------------------------------- the site
@@ -271,6 +287,32 @@ def _qualification(worker: str, cert_type: str) -> dict:
     }
 
 
+def _detector_firmware(i: int) -> str:
+    """Every fourth permit's detector runs GD-4 firmware 3.x (the `gd4/3` shape), the others 2.x."""
+    return "3.0.0" if i % 4 == 3 else "2.3.1"
+
+
+def _zone_row(zone: str, work_type: str, x: float, y: float) -> dict:
+    """A rectangular zone; a confined space is risk I, forbids hot work, and has an entrance area to its east."""
+    w, h = ZONE_SIZE_M
+    row = {"zone": zone, "name": zone, "polygon": _rectangle(x, y, w, h), "z": [0, 15], "risk": "II", "forbid": []}
+    if work_type == "confined_space":
+        row.update(risk="I", forbid=["hot_work"], entrance={"polygon": _rectangle(x + w, y + 3, 4, 4)})
+    return row
+
+
+def _permit_row(i: int, work_type: str, zone: str, workers: list[str], guardian: str) -> dict:
+    """The approved permit record (rev 1), valid from an hour before the telemetry starts to six hours after."""
+    approver = f"A-{i % 10}"
+    return {
+        "permit": _Ids.permit(i, work_type), "rev": 1, "type": work_type, "grade": "1", "zone": zone,
+        "state": "approved", "valid_from": T0 - 3_600_000, "valid_to": T0 + 6 * 3_600_000,
+        "workers": workers, "guardian": guardian, "approver": approver,
+        "equipment": [], "isolations": [], "ventilation": [], "detectors": [], "harnesses": [],
+        "signatures": {"applicant": workers[0], "guardian": guardian, "approver": approver, "supervisor": "S-1"},
+    }
+
+
 class _Builder:
     """Accumulates the rows and reporters of a synthetic site."""
 
@@ -334,49 +376,49 @@ class _Builder:
         self.reporter("plc.state", device, _plc_payload(device, signals), PLC_PERIOD_S)
 
     def permit_zone(self, i: int) -> None:
-        """Zone i with its permit, crew, detector or harnesses, and PLC."""
+        """Zone i with its permit, its crew, and the kit of its work type."""
         work_type = WORK_TYPES[i % len(WORK_TYPES)]
         zone = _Ids.zone(i)
         x, y = _zone_origin(i)
-        w, h = ZONE_SIZE_M
-        row = {"zone": zone, "name": zone, "polygon": _rectangle(x, y, w, h), "z": [0, 15], "risk": "II", "forbid": []}
-        if work_type == "confined_space":
-            row.update(risk="I", forbid=["hot_work"], entrance={"polygon": _rectangle(x + w, y + 3, 4, 4)})
-        self.zones.append(row)
+        self.zones.append(_zone_row(zone, work_type, x, y))
+        workers, guardian = self.crew(i, work_type, x, y)
+        permit = _permit_row(i, work_type, zone, workers, guardian)
+        getattr(self, f"{work_type}_kit")(i, zone, workers, permit)
+        self.permits.append(permit)
+
+    def crew(self, i: int, work_type: str, x: float, y: float) -> tuple[list[str], str]:
+        """Two workers in the zone (on the platform at height) and the guardian (at the entrance of a confined space)."""
+        workers, guardian = [f"W-{i:05d}-1", f"W-{i:05d}-2"], f"G-{i:05d}"
         height = 5.2 if work_type == "height" else 1.2
-        workers = [f"W-{i:05d}-1", f"W-{i:05d}-2"]
-        guardian = f"G-{i:05d}"
         cert = CERTIFICATE[work_type]
         self.person(workers[0], cert, (x + 5, y + 5, height))
         self.person(workers[1], cert, (x + 10, y + 5, height))
-        self.person(guardian, cert, (x + w + 2, y + 5, 1.1) if work_type == "confined_space" else (x + 2, y + 2, 1.1))
-        plc = f"PLC-{i:05d}"
-        permit = {
-            "permit": _Ids.permit(i, work_type), "rev": 1, "type": work_type, "grade": "1", "zone": zone,
-            "state": "approved", "valid_from": T0 - 3_600_000, "valid_to": T0 + 6 * 3_600_000,
-            "workers": workers, "guardian": guardian, "approver": f"A-{i % 10}",
-            "equipment": [], "isolations": [], "ventilation": [], "detectors": [], "harnesses": [],
-            "signatures": {"applicant": workers[0], "guardian": guardian, "approver": f"A-{i % 10}", "supervisor": "S-1"},
-        }
-        if work_type == "hot_work":
-            welder, valve = f"WELD-{i:05d}", f"V-{i:05d}"
-            permit.update(equipment=[welder], isolations=[valve], detectors=[f"GAS-{i:05d}"])
-            self.detector(f"GAS-{i:05d}", "3.0.0" if i % 4 == 3 else "2.3.1", zone)
-            self.plc(plc, [welder, valve], {f"{welder}.power": True, f"{valve}.isolated": True}, [welder])
-        elif work_type == "confined_space":
-            pump, fan, valve = f"PUMP-{i:05d}", f"FAN-{i:05d}", f"V-{i:05d}"
-            permit.update(equipment=[pump], isolations=[valve], ventilation=[fan], detectors=[f"GAS-{i:05d}"])
-            self.detector(f"GAS-{i:05d}", "3.0.0" if i % 4 == 3 else "2.3.1", zone)
-            self.plc(plc, [pump, fan, valve],
-                     {f"{pump}.running": True, f"{fan}.running": True, f"{valve}.isolated": True}, [pump, fan])
-        else:
-            drill = f"DRILL-{i:05d}"
-            harnesses = [f"HB-{i:05d}-1", f"HB-{i:05d}-2"]
-            permit.update(equipment=[drill], harnesses=harnesses)
-            self.harness(harnesses[0], "1.4.2", workers[0])
-            self.harness(harnesses[1], "2.0.1", workers[1])
-            self.plc(plc, [drill], {f"{drill}.power": True}, [drill])
-        self.permits.append(permit)
+        width = ZONE_SIZE_M[0]
+        self.person(guardian, cert, (x + width + 2, y + 5, 1.1) if work_type == "confined_space" else (x + 2, y + 2, 1.1))
+        return workers, guardian
+
+    def hot_work_kit(self, i: int, zone: str, workers: list[str], permit: dict) -> None:
+        """A welder to enable, a valve isolated on the same PLC, a GD-4 detector."""
+        welder, valve, detector = f"WELD-{i:05d}", f"V-{i:05d}", f"GAS-{i:05d}"
+        permit.update(equipment=[welder], isolations=[valve], detectors=[detector])
+        self.detector(detector, _detector_firmware(i), zone)
+        self.plc(f"PLC-{i:05d}", [welder, valve], {f"{welder}.power": True, f"{valve}.isolated": True}, [welder])
+
+    def confined_space_kit(self, i: int, zone: str, workers: list[str], permit: dict) -> None:
+        """A pump to enable, a fan running and a valve isolated on the same PLC, a GD-4 detector."""
+        pump, fan, valve, detector = f"PUMP-{i:05d}", f"FAN-{i:05d}", f"V-{i:05d}", f"GAS-{i:05d}"
+        permit.update(equipment=[pump], isolations=[valve], ventilation=[fan], detectors=[detector])
+        self.detector(detector, _detector_firmware(i), zone)
+        signals = {f"{pump}.running": True, f"{fan}.running": True, f"{valve}.isolated": True}
+        self.plc(f"PLC-{i:05d}", [pump, fan, valve], signals, [pump, fan])
+
+    def height_kit(self, i: int, zone: str, workers: list[str], permit: dict) -> None:
+        """A drill to enable on a PLC, and an SH-2 harness on each worker (firmware 1.x and 2.x)."""
+        drill, harnesses = f"DRILL-{i:05d}", [f"HB-{i:05d}-1", f"HB-{i:05d}-2"]
+        permit.update(equipment=[drill], harnesses=harnesses)
+        self.harness(harnesses[0], "1.4.2", workers[0])
+        self.harness(harnesses[1], "2.0.1", workers[1])
+        self.plc(f"PLC-{i:05d}", [drill], {f"{drill}.power": True}, [drill])
 
     def bystanders(self, count: int) -> None:
         """Workers on no permit, standing in the yard."""
@@ -439,12 +481,12 @@ def table_records(plan: SitePlan, stream: RecordStream) -> list[Record]:
     ]
 
 
-def activation_records(plan: SitePlan, stream: RecordStream, ts: int) -> list[Record]:
-    """Every permit's next revision, active: the crews ask to start."""
+def activation_records(permits: list[dict], stream: RecordStream, ts: int) -> list[Record]:
+    """The permits' next revisions, active: their crews ask to start."""
     encode = msgspec.json.encode
     return [
         stream.record("ptw.permits", p["permit"], encode({**p, "rev": p["rev"] + 1, "state": "active"}).decode(), ts)
-        for p in plan.permits
+        for p in permits
     ]
 
 
@@ -514,7 +556,8 @@ class Telemetry:
 
 @dataclass
 class Loading:
-    """The records that bring a site up: tables, warm-up telemetry, activation, and a settling second."""
+    """The records that bring a site up: tables, warm-up telemetry, the permits going active amid telemetry, and a
+    settling second."""
 
     tables: list[Record]
     warmup: list[Record]
@@ -529,7 +572,10 @@ def loading_records(plan: SitePlan, telemetry: Telemetry) -> Loading:
     stream = telemetry.stream
     tables = table_records(plan, stream)
     warmup = telemetry.seconds(WARMUP_SECONDS)
-    activation = activation_records(plan, stream, telemetry.clock)
+    activation: list[Record] = []
+    for second in range(ACTIVATION_SECONDS):
+        activation += activation_records(plan.permits[second::ACTIVATION_SECONDS], stream, telemetry.clock)
+        activation += telemetry.seconds(1)
     settle = telemetry.seconds(SETTLE_SECONDS)
     return Loading(tables, warmup, activation, settle)
 
@@ -584,11 +630,16 @@ class LoadBudgetExceeded(Exception):
         self.topic, self.done, self.total, self.elapsed_s, self.row_us = topic, done, total, elapsed_s, row_us
 
 
+def _kind(record: Record) -> str:
+    """A table's topic, or `telemetry` for every device topic."""
+    return record.topic if record.topic in TABLE_TOPICS else "telemetry"
+
+
 def _runs(records: list[Record]) -> Iterator[list[Record]]:
-    """Contiguous stretches of records of one topic (rows of one table cost alike)."""
+    """Contiguous stretches of rows of one table, or of telemetry (records of one kind cost alike)."""
     start = 0
     for n in range(1, len(records) + 1):
-        if n == len(records) or records[n].topic != records[start].topic:
+        if n == len(records) or _kind(records[n]) != _kind(records[start]):
             yield records[start:n]
             start = n
 
@@ -624,7 +675,7 @@ class BudgetedLoader:
                 self.outputs += self.site.process_batch(chunk)
                 now = time.perf_counter_ns()
                 self.done += len(chunk)
-                self._check(run[0].topic, (now - t) / len(chunk), len(run) - at - len(chunk), now)
+                self._check(_kind(run[0]), (now - t) / len(chunk), len(run) - at - len(chunk), now)
         return time.perf_counter_ns() - began
 
     def _check(self, topic: str, per_record_ns: float, left_in_run: int, now: int) -> None:
@@ -647,6 +698,8 @@ class LoadedSite:
     phase_records: dict[str, int]
     clock: int
     """Timestamp of the latest record the Site has seen."""
+    permit_revisions: int = 1
+    """Revisions each permit has had since its approved record (its activation)."""
 
     @property
     def load_s(self) -> float:
@@ -732,13 +785,13 @@ def _timed(site: Site, records: list[Record]) -> tuple[int, list[Output]]:
     return time.perf_counter_ns() - started, outputs
 
 
-TABLE_PROBES = ("cmdb.devices", "gis.zones", "hr.qualifications", "ptw.permits")
-
-
-def _probe_rows(plan: SitePlan, topic: str, samples: int) -> list[tuple[str, dict]]:
+def _probe_rows(loaded: LoadedSite, topic: str, samples: int) -> list[tuple[str, dict]]:
     """`samples` rows of a table spread over the site, as its owner would re-publish them (a permit as its next rev)."""
+    plan = loaded.plan
     if topic == "ptw.permits":
-        return [(p["permit"], {**p, "rev": p["rev"] + 2, "state": "active"}) for p in _spread(plan.permits, samples)]
+        loaded.permit_revisions += 1
+        rev = 1 + loaded.permit_revisions
+        return [(p["permit"], {**p, "rev": rev, "state": "active"}) for p in _spread(plan.permits, samples)]
     table, key = {"cmdb.devices": (plan.devices, "device"), "gis.zones": (plan.zones, "zone"),
                   "hr.qualifications": (plan.people, "worker")}[topic]
     return [(row[key], row) for row in _spread(table, samples)]
@@ -759,9 +812,9 @@ def table_row_cost(loaded: LoadedSite, samples: int = REPEATS) -> tuple[dict[str
     costs: dict[str, float] = {}
     outputs: list[Output] = []
     encode = msgspec.json.encode
-    for topic in TABLE_PROBES:
+    for topic in TABLE_TOPICS:
         figures = []
-        for key, row in _probe_rows(loaded.plan, topic, samples):
+        for key, row in _probe_rows(loaded, topic, samples):
             record = stream.record(topic, key, encode(row).decode(), loaded.clock)
             elapsed, out = _timed(loaded.site, [record])
             figures.append(elapsed / 1e3)
@@ -912,7 +965,7 @@ def sweep_series(dimension: str, points: list[PointResult]) -> list[Series]:
 
 def sweep_notes(dimension: str, points: list[PointResult], quick: bool) -> list[str]:
     """How the sweep's sites were made consistent, and each point's figures and problems."""
-    asked = SWEEPS[dimension][:QUICK_POINTS] if quick else SWEEPS[dimension]
+    asked = sweep_counts(dimension, quick)
     raised = [f"{n:,} -> {p.size.workers:,} workers, {p.size.devices:,} devices" for n, p in zip(asked, points)
               if (p.size.workers, p.size.devices) != (BASE.workers if dimension != "workers" else n,
                                                       BASE.devices if dimension != "devices" else n)]
@@ -946,18 +999,18 @@ def suite_result(points: list[PointResult], quick: bool, run_s: float, budget_s:
                          f"reported, since the largest sites could not be brought up within the load budget")
     records = QUICK_RECORDS if quick else FULL_RECORDS
     notes.append(f"steady workload: {records:,} telemetry records per repeat, best of {REPEATS}, through "
-                 f"Site.process_batch after loading; load budget {budget_s or 'none'} s per point")
+                 f"Site.process_batch after loading; load budget per point: {f'{budget_s:g} s' if budget_s else 'none'}")
     notes.append(MEMORY_NOTE)
     notes.append(f"{'quick' if quick else 'full'} mode ran in {run_s:.1f} s")
     return SuiteResult("scaling", metrics, series, notes)
 
 
-def measure(quick: bool, load_budget_s: float | None = -1.0, progress: Callable[[str], None] = lambda _: None) -> SuiteResult:
+def measure(quick: bool, load_budget_s: float | None = None, progress: Callable[[str], None] = lambda _: None) -> SuiteResult:
     """The scaling suite: every sweep (quick: its first points), as the release gate reads it.
 
-    `load_budget_s`: seconds a point may take to load; the default is the mode's, None or 0 means no limit.
+    `load_budget_s`: seconds a point may take to load (None: the mode's budget; 0: no limit).
     """
-    budget = LOAD_BUDGET_S[quick] if load_budget_s == -1.0 else load_budget_s
+    budget = LOAD_BUDGET_S[quick] if load_budget_s is None else load_budget_s
     started = time.perf_counter()
     points = run_sweeps(quick, budget, progress)
     return suite_result(points, quick, time.perf_counter() - started, budget)
@@ -966,17 +1019,43 @@ def measure(quick: bool, load_budget_s: float | None = -1.0, progress: Callable[
 # ---------------------------------------------------------------------------------------------- profiling
 
 
-def profile_steady(size: SiteSize, records: int, top: int = 25) -> str:
-    """cProfile of the steady workload on the site of `size` (one slice of `records`), by own time."""
-    loaded = load_site(size)
+def steady_profile(size: SiteSize, records: int, rotation: int | None = None) -> dict[str, tuple[float, float]]:
+    """Calls and own microseconds per record of every function on the steady workload of the site of `size` (cProfile).
+
+    One slice of `records` is processed first unprofiled, so the profile sees the site in its steady state.
+    """
+    loaded = load_site(size, rotation=rotation)
+    steady_cost(loaded, records, repeats=1)
     batch = loaded.telemetry.take(records)
     profiler = cProfile.Profile()
     profiler.enable()
     loaded.site.process_batch(batch)
     profiler.disable()
-    text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
-    return text.getvalue()
+    n = len(batch)
+    return {
+        f"{Path(file).name}:{line}({name})": (calls / n, own / n * 1e6)
+        for (file, line, name), (_, calls, own, _, _) in pstats.Stats(profiler).stats.items()
+    }
+
+
+def profile_growth(small: SiteSize, large: SiteSize, records: int, top: int = 25) -> str:
+    """The functions whose own time per record grows most from the small site to the large one, with calls per record.
+
+    The same calls per record at a higher cost mean the same work on memory further from the CPU; more calls
+    per record mean work that grows with the site. Devices no permit needs report at the small site's rate.
+    """
+    rotation = len(plan_site(small).other_reporters)
+    before, after = steady_profile(small, records, rotation), steady_profile(large, records, rotation)
+    names = sorted(set(before) | set(after),
+                   key=lambda f: after.get(f, (0, 0))[1] - before.get(f, (0, 0))[1], reverse=True)
+    lines = [f"{'own us/record':>17} {'calls/record':>17}  function (profiled: times include the profiler's overhead)",
+             f"{'small':>8} {'large':>8} {'small':>8} {'large':>8}"]
+    for name in names[:top]:
+        (c0, t0), (c1, t1) = before.get(name, (0, 0)), after.get(name, (0, 0))
+        lines.append(f"{t0:8.3f} {t1:8.3f} {c0:8.3f} {c1:8.3f}  {name}")
+    total = [sum(t for _, t in profile.values()) for profile in (before, after)]
+    lines.append(f"{total[0]:8.3f} {total[1]:8.3f} {'':>17}  total")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- command line
@@ -989,15 +1068,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seconds a point may take to load (default {LOAD_BUDGET_S[True]:g} quick, "
                              f"{LOAD_BUDGET_S[False]:g} full; 0: no limit)")
     parser.add_argument("--json", type=Path, help="write the SuiteResult here")
-    parser.add_argument("--profile", metavar="P,W,D", help="print a cProfile of the steady workload on this site instead")
+    parser.add_argument("--profile", nargs=2, metavar=("P,W,D", "P,W,D"),
+                        help="instead: compare cProfiles of the steady workload on a small and a large site")
     args = parser.parse_args(argv)
     quick = not args.full
     if args.profile:
-        permits, workers, devices = (int(n) for n in args.profile.split(","))
-        print(profile_steady(SiteSize(permits, workers, devices), QUICK_RECORDS if quick else FULL_RECORDS))
+        small, large = (fitted(SiteSize(*(int(n) for n in text.split(",")))) for text in args.profile)
+        print(profile_growth(small, large, QUICK_RECORDS if quick else FULL_RECORDS))
         return 0
-    budget = -1.0 if args.load_budget is None else args.load_budget
-    result = measure(quick, budget, progress=lambda text: print(text, file=sys.stderr, flush=True))
+    result = measure(quick, args.load_budget, progress=lambda text: print(text, file=sys.stderr, flush=True))
     for metric in result.metrics:
         print(f"{metric.name:<40} {metric.value:>14,.3f} {metric.unit}")
     for note in result.notes:
