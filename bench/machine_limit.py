@@ -20,20 +20,10 @@ import msgspec
 
 from schemas import payloads as wire
 from schemas.catalog import schema_for_firmware
+from schemas.envelope import Envelope
 
 
-class RecordingLine(msgspec.Struct, frozen=True, gc=False):
-    """One kcat -J envelope (protocols §0): the payload is the producer's bytes as a string, None for a tombstone."""
-
-    topic: str
-    partition: int
-    offset: int
-    ts: int
-    key: str | None = None
-    payload: str | None = None
-
-
-ENVELOPE = msgspec.json.Decoder(RecordingLine)
+ENVELOPE = msgspec.json.Decoder(Envelope)
 DEVICE_ROW = msgspec.json.Decoder(wire.DeviceRow)
 ANCHORLINE = msgspec.json.Decoder(wire.AnchorlineFix)
 QUBIT = msgspec.json.Decoder(wire.QubitBatch)

@@ -37,7 +37,9 @@ class UnreadableRecord(msgspec.Struct, frozen=True, gc=False):
     problem: str
 
 
-class _Envelope(msgspec.Struct, frozen=True, gc=False):
+class Envelope(msgspec.Struct, frozen=True, gc=False):
+    """One kcat -J line: the payload is the producer's bytes as a string, None for a tombstone; other fields ignored."""
+
     topic: str
     partition: int
     offset: int
@@ -57,7 +59,7 @@ class _EmbeddedEnvelope(msgspec.Struct, frozen=True, gc=False):
     key: str | None = None
 
 
-_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_ENVELOPE = msgspec.json.Decoder(Envelope)
 _EMBEDDED = msgspec.json.Decoder(_EmbeddedEnvelope)
 
 
