@@ -133,3 +133,16 @@ def test_certify_passes_3_0_0_samples_as_3_0_0_and_fails_them_as_2_3_1(tmp_path,
     assert main(["certify", str(samples), "--model", "GD-4", "--firmware", "3.0.0"]) == 0
     assert main(["certify", str(samples), "--model", "GD-4", "--firmware", "2.3.1"]) == 1
     assert "the payload matches gd4/3" in capsys.readouterr().out
+
+
+def test_a_capture_that_lists_topic_after_topic_replays_like_the_time_ordered_one(replayed, tmp_path):
+    lines = INCIDENT.read_bytes().splitlines()
+    by_topic: dict[bytes, list[bytes]] = {}
+    for line in lines:
+        by_topic.setdefault(line.split(b'"topic":"', 1)[1].split(b'"', 1)[0], []).append(line)
+    capture = tmp_path / "capture.jsonl"
+    capture.write_bytes(b"\n".join(line for topic in sorted(by_topic, reverse=True) for line in by_topic[topic]) + b"\n")
+    out = tmp_path / "out"
+    assert main(["replay", str(capture), "--out", str(out), "--quiet"]) == 0
+    for name in ("commands.jsonl", "faults.jsonl", "evidence.jsonl"):
+        assert (out / name).read_bytes() == (replayed / name).read_bytes()
