@@ -43,16 +43,6 @@ def timeline_line(kind: str, record: dict, utc_offset_minutes: int) -> str:
     return f"{when}  {record['grade']:<9} {permits:<10} {what}  [{_source(record.get('source'))}]"
 
 
-def timeline(evidence_lines: Iterable[bytes], utc_offset_minutes: int) -> list[str]:
-    """Timeline lines from an evidence file's lines."""
-    lines = []
-    for raw in evidence_lines:
-        if raw.strip():
-            entry = _ENTRY.decode(raw)
-            lines.append(timeline_line(entry["type"], entry["record"], utc_offset_minutes))
-    return lines
-
-
 HEADER = f"{'time (site)':<23}  {'what':<9} {'permit':<10} details  [input record]"
 
 

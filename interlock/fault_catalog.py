@@ -164,10 +164,6 @@ REASONS_WITHOUT_FAULT: dict[str, str] = {
 """Reason codes that commands carry without a fault behind them."""
 
 
-def action_for(code: str) -> str:
-    return CATALOG[code].action
-
-
 def catalog_markdown() -> str:
     """docs/faults.md: every code, grade, meaning and the operator's action, from this table."""
     lines = [

@@ -83,7 +83,6 @@ class OpenFault(msgspec.Struct):
     subject: str
     grade: str
     count: int
-    raised_ts: int
     last_ts: int
     device: str | None
     detail: str
@@ -136,7 +135,7 @@ class FaultBook:
         self.issued += 1
         digest = hashlib.sha256(f"{code}|{subject}|{ts}|{self.issued}".encode()).hexdigest()[:16]
         fault = OpenFault(
-            f"F-{digest}", code, subject, CATALOG[code].grade, times, ts, ts, device, detail,
+            f"F-{digest}", code, subject, CATALOG[code].grade, times, ts, device, detail,
             list(permits or ()), source_of(source), diagnostics,
         )
         self.open[key] = fault
@@ -171,9 +170,6 @@ class FaultBook:
             if code not in present and (code, subject) in self.open:
                 self.clear(code, subject, ts, source)
 
-    def is_open(self, code: str, subject: str) -> bool:
-        return (code, subject) in self.open
-
     def fault_id(self, code: str, subject: str) -> str | None:
         fault = self.open.get((code, subject))
         return fault.id if fault is not None else None
@@ -199,10 +195,6 @@ class FaultBook:
         while (due := self.next_expiry()) is not None and due <= now:
             _, code, subject = heapq.heappop(self.quiet)
             self.clear(code, subject, due, source)
-
-    def may_expire_by(self, now: int) -> bool:
-        """Cheap check before `expire_events`: could an event fault be due by `now`?"""
-        return bool(self.quiet) and self.quiet[0][0] <= now
 
     def next_expiry(self) -> int | None:
         """When the earliest open event fault clears for quiet, if any."""
