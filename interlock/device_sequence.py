@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
-
 NEW = 0
 DUPLICATE = 1
 RESTART = 2
@@ -12,25 +10,19 @@ _MODULUS = 65536
 _HALF = _MODULUS // 2
 
 
-class SequenceState(msgspec.Struct, gc=False):
-    """The last accepted sequence number and the device time it came with."""
-
-    seq: int
-    device_ts: int
-
-
 MAX_MESSAGES_PER_SECOND = 10
 """No field device reports faster; a jump in sequence numbers faster than this is a counter restart, not a loss."""
 
 
-def check_sequence(state: SequenceState | None, seq: int, device_ts: int) -> tuple[int, int]:
-    """(verdict, messages lost). A number at most half the ring behind is a duplicate or replay,
+def check_sequence(last_seq: int | None, last_ts: int, seq: int, device_ts: int) -> tuple[int, int]:
+    """(verdict, messages lost) of `seq` sent at `device_ts` after the last accepted `last_seq` sent at `last_ts`
+    (None: nothing accepted yet). A number at most half the ring behind is a duplicate or replay,
     unless the device clock moved forward: then the device restarted its counter. A number ahead by more
     than the device could have sent in the time its clock moved is a restart too."""
-    if state is None:
+    if last_seq is None:
         return NEW, 0
-    ahead = (seq - state.seq) % _MODULUS
-    elapsed_ms = device_ts - state.device_ts
+    ahead = (seq - last_seq) % _MODULUS
+    elapsed_ms = device_ts - last_ts
     if ahead == 0 or ahead >= _HALF:
         if elapsed_ms > 0:
             return RESTART, 0

@@ -8,6 +8,7 @@ import msgspec
 
 from interlock.findings import Findings
 from interlock.geometry import Area
+from schemas.readings import TagFix
 
 _NOTHING: tuple[str, ...] = ()
 
@@ -22,10 +23,13 @@ def _cells(area: Area) -> Iterable[tuple[int, int]]:
 
 
 class TagPlace(msgspec.Struct, gc=False):
-    """Where a located tag is: its grid cell and the watched zones it is inside."""
+    """What occupancy knows of a tag: its last fix that counts as evidence, its grid cell, the watched zones it is
+    inside. The site's per-device state extends it, so a fix reaches all of it in one lookup."""
 
-    cell: tuple[int, int]
-    zones: list[str]
+    tag: str
+    fix: TagFix | None = None
+    cell: tuple[int, int] | None = None
+    zones: list[str] = msgspec.field(default_factory=list)
 
 
 class ZoneOccupancy:
@@ -39,7 +43,7 @@ class ZoneOccupancy:
         self.places: dict[str, TagPlace] = {}
         self.cell_tags: dict[tuple[int, int], dict[str, None]] = {}
 
-    def watch(self, zone: str, area: Area, positions: dict) -> None:
+    def watch(self, zone: str, area: Area) -> None:
         """Start watching `zone` (or watch its new area), filled from the last positions of the tags near it."""
         if self.areas.get(zone) is area:
             return
@@ -49,8 +53,8 @@ class ZoneOccupancy:
         self.occupants[zone] = {}
         for cell in _cells(area):
             self.grid.setdefault(cell, []).append(zone)
-        for tag in self.tags_within(area, positions):
-            self._enter(tag, zone)
+        for place in self.places_within(area):
+            self._enter(place, zone)
 
     def unwatch(self, zone: str) -> None:
         area = self.areas.pop(zone, None)
@@ -64,33 +68,41 @@ class ZoneOccupancy:
             if not zones:
                 del self.grid[cell]
 
-    def tags_within(self, area: Area, positions: dict) -> list[str]:
-        """Tags whose last position is inside `area`, looked up through the cells it covers."""
+    def places_within(self, area: Area) -> list[TagPlace]:
+        """Tags whose last fix is inside `area`, looked up through the cells it covers."""
         inside = []
+        places = self.places
         for cell in _cells(area):
             for tag in self.cell_tags.get(cell, ()):
-                p = positions[tag]
+                place = places[tag]
+                p = place.fix
                 if area.contains(p.x, p.y, p.z):
-                    inside.append(tag)
+                    inside.append(place)
         return inside
 
-    def _enter(self, tag: str, zone: str) -> None:
-        self.occupants[zone][tag] = None
-        self.places[tag].zones.append(zone)
+    def tags_within(self, area: Area) -> list[str]:
+        return [place.tag for place in self.places_within(area)]
+
+    def _enter(self, place: TagPlace, zone: str) -> None:
+        self.occupants[zone][place.tag] = None
+        place.zones.append(zone)
 
     def zones_of(self, tag: str) -> list[str]:
         place = self.places.get(tag)
         return place.zones if place is not None else []
 
-    def move(self, tag: str, x: int, y: int, z: int) -> Sequence[str]:
-        """Place a tag; returns the watched zones it entered or left."""
+    def move(self, place: TagPlace, fix: TagFix) -> Sequence[str]:
+        """Place a tag at its new fix; returns the watched zones it entered or left."""
+        x, y, z = fix.x, fix.y, fix.z
+        place.fix = fix
         cell = (x // CELL_MM, y // CELL_MM)
-        place = self.places.get(tag)
-        if place is None:
-            place = self.places[tag] = TagPlace(cell, [])
-            self.cell_tags.setdefault(cell, {})[tag] = None
-        elif place.cell != cell:
-            del self.cell_tags[place.cell][tag]
+        old = place.cell
+        if old != cell:
+            tag = place.tag
+            if old is None:
+                self.places[tag] = place
+            else:
+                del self.cell_tags[old][tag]
             place.cell = cell
             self.cell_tags.setdefault(cell, {})[tag] = None
         areas = self.areas
@@ -102,13 +114,13 @@ class ZoneOccupancy:
                     changed = [zone] if changed is None else changed + [zone]
             if changed:
                 for zone in changed:
-                    del self.occupants[zone][tag]
+                    del self.occupants[zone][place.tag]
                     current.remove(zone)
         candidates = self.grid.get(cell)
         if candidates:
             for zone in candidates:
                 if (not current or zone not in current) and areas[zone].contains(x, y, z):
-                    self._enter(tag, zone)
+                    self._enter(place, zone)
                     changed = [zone] if changed is None else changed + [zone]
         return changed or _NOTHING
 

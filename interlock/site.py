@@ -21,7 +21,8 @@ import msgspec
 
 from interlock.commands import ALERT, ENABLE, HARD_STOP, CommandRecord, Reason
 from interlock.config import DEFAULT_CONFIG, GasLimits, SiteConfig
-from interlock.device_sequence import DUPLICATE, RESTART, SequenceState, check_sequence
+from interlock.device_sequence import DUPLICATE, RESTART, check_sequence
+from interlock.device_state import DeviceState
 from interlock.evidence import EvidenceChain
 from interlock.faults import Diagnostics, FaultBook, NO_DIAGNOSTICS, Origin, source_of
 from interlock.findings import Findings
@@ -95,13 +96,6 @@ class Output(msgspec.Struct, frozen=True, gc=False):
     value: bytes
 
 
-class DeviceIntake(msgspec.Struct, gc=False):
-    """A CMDB device as its readings are taken in: the row and the schema of its approved firmware."""
-
-    row: wire.DeviceRow
-    schema: str | None
-
-
 class PermitRuntime(msgspec.Struct):
     """A permit record with its decision state: enable, latch, what the last stop and alert said, and its evidence tracks."""
 
@@ -127,9 +121,8 @@ class Site:
         self.zones: dict[str, ZoneView] = {}
         self.qualifications: dict[str, wire.QualificationRow] = {}
         self.permits: dict[str, PermitRuntime] = {}
-        self.sequences: dict[str, SequenceState] = {}
-        self.positions: dict[str, TagFix] = {}
-        """Each tag's last fix that counts as evidence (mm, device time)."""
+        self.device_state: dict[str, DeviceState] = {}
+        """Every device id with a CMDB row or a located fix: row, schema, sequence, track, tag fix and place."""
         self.harness: dict[str, HarnessTrack] = {}
         self.plc: dict[str, PlcView] = {}
         self.untrusted: dict[str, str] = {}
@@ -140,11 +133,7 @@ class Site:
         self.timer_count = 0
         self.closed_with_entrants: dict[str, str] = {}
         # indexes derived from the tables
-        self.intake: dict[str, DeviceIntake] = {}
-        """CMDB device -> its row and schema: what a reading needs, in one lookup."""
         self.tag_worker: dict[str, str] = {}
-        self.tag_info: dict[str, tuple[str | None, str | None]] = {}
-        """Registered UWB tag -> (schema of its vendor, wearer): what a fix needs, in one lookup."""
         self.worker_tags: dict[str, list[str]] = {}
         self.equipment_plc: dict[str, str] = {}
         self.index = PermitIndex()
@@ -314,16 +303,18 @@ class Site:
         return [pid for pid in permits if self.permits[pid].row.state == "active"] if permits else []
 
     def _trusted_reading(self, record: Record, source: Origin, now: int, family: str, id_field: str):
-        """The device's normalised reading when it is evidence, else (None, permits to re-decide) after raising the fault."""
+        """(the normalised reading, its device's state) when the reading is evidence, else (None, permits to re-decide)
+        after raising the fault."""
         payload = record.payload
         device = record.key or (reported_field(payload, id_field) if payload is not None else None) or "?"
-        intake = self.intake.get(device)
+        state = self.device_state.get(device)
+        row = state.row if state is not None else None
         if payload is None:
             return None, self._device_fault("PAYLOAD_UNPARSEABLE", device, now, source, f"{device}: empty (null) payload on {record.topic}")
-        if intake is None or intake.row.family != family:
-            why = "has no CMDB row" if intake is None else f"is a {intake.row.family} in the CMDB, not {family}"
+        if row is None or row.family != family:
+            why = "has no CMDB row" if row is None else f"is a {row.family} in the CMDB, not {family}"
             return None, self._device_fault("DEVICE_UNKNOWN", device, now, source, f"{device} on {record.topic} {why}")
-        row, schema = intake.row, intake.schema
+        schema = state.schema
         if schema is None:
             return None, self._device_fault(
                 "DEVICE_MODEL_UNSUPPORTED", device, now, source,
@@ -331,7 +322,7 @@ class Site:
             )
         reading, diagnosis = PAYLOAD_DECODERS[schema](payload)
         if diagnosis is not None:
-            self.sequences.pop(device, None)
+            state.seq = None
             reported = reported_field(payload, "fw")
             detail = (
                 f"{device} ({row.model or family}, approved firmware {row.firmware or 'n/a'}, reports "
@@ -361,40 +352,40 @@ class Site:
                 f"{device} clock is {abs(skew) / 1000:.1f} s {'ahead of' if skew > 0 else 'behind'} the record time "
                 f"(limit {self.config.clock_skew_max_ms / 1000:g} s)",
             )
-        sequence = self.sequences.get(device)
-        verdict, lost = check_sequence(sequence, reading.seq, reading.ts)
-        if verdict == DUPLICATE:
-            self.faults.raise_("SEQ_DUPLICATE", device, now, source, f"{device} seq {reading.seq} again: dropped", device=device)
-            return None, []
-        if verdict == RESTART:
-            self.faults.raise_("SEQ_RESET", device, now, source, f"{device} seq went back to {reading.seq}", device=device)
-        elif lost:
-            self.faults.raise_("SEQ_GAP", device, now, source, f"{device} lost {lost} message(s) before seq {reading.seq}",
-                               device=device, times=lost)
-        if sequence is None:
-            self.sequences[device] = SequenceState(reading.seq, reading.ts)
-        else:
-            sequence.seq, sequence.device_ts = reading.seq, reading.ts
+        seq = reading.seq
+        last_seq = state.seq
+        if last_seq is None or seq != last_seq + 1:
+            verdict, lost = check_sequence(last_seq, state.device_ts, seq, reading.ts)
+            if verdict == DUPLICATE:
+                self.faults.raise_("SEQ_DUPLICATE", device, now, source, f"{device} seq {seq} again: dropped", device=device)
+                return None, []
+            if verdict == RESTART:
+                self.faults.raise_("SEQ_RESET", device, now, source, f"{device} seq went back to {seq}", device=device)
+            elif lost:
+                self.faults.raise_("SEQ_GAP", device, now, source, f"{device} lost {lost} message(s) before seq {seq}",
+                                   device=device, times=lost)
+        state.seq, state.device_ts = seq, reading.ts
         if device in self.untrusted:
             del self.untrusted[device]
         if device in self.faults.open_per_subject:
             self.faults.reconcile(DEVICE_CODES, device, _NONE, now, source)
-        return reading, None
+        return reading, state
 
     def _on_gas(self, record: Record, source: Origin, now: int) -> Iterable[str]:
-        sample, touched = self._trusted_reading(record, source, now, "gas", "dev")
+        sample, state = self._trusted_reading(record, source, now, "gas", "dev")
         if sample is None:
-            return touched
+            return state
         device = sample.device
-        permits = self.index.detector.get(device, [])
+        feeds = state.feeds
+        if feeds is None:
+            feeds = state.feeds = [(rt, rt.gas[device]) for rt in map(self.permits.__getitem__, self.index.detector.get(device, ()))]
         present: dict[str, str] = {}
         affected: dict[str, list[str]] = {}
         keep = self.config.gas_pretest_readings
         decide: list[str] = []
-        for pid in permits:
-            runtime = self.permits[pid]
+        for runtime, track in feeds:
+            pid = runtime.row.permit
             problems = assess_sample(sample, self._limits_for(runtime.row.type, now), now, self.config)
-            track = runtime.gas[device]
             if problems:
                 for code, detail in problems:
                     present.setdefault(code, detail)
@@ -407,7 +398,7 @@ class Site:
                 # An enabled permit whose detector stays good needs no new decision: its freshness timer re-decides.
                 if not (was_good and runtime.enabled):
                     decide.append(pid)
-        if not permits:
+        if not feeds:
             for code, detail in assess_sample(sample, self._limits_for("", now), now, self.config):
                 present.setdefault(code, detail)
         for code, detail in present.items():
@@ -417,12 +408,12 @@ class Site:
         return self._active(decide)
 
     def _on_harness(self, record: Record, source: Origin, now: int) -> Iterable[str]:
-        sample, touched = self._trusted_reading(record, source, now, "harness", "dev")
+        sample, state = self._trusted_reading(record, source, now, "harness", "dev")
         if sample is None:
-            return touched
-        track = self.harness.get(sample.device)
+            return state
+        track = state.track
         if track is None:
-            self.harness[sample.device] = new_track(now, sample.height_mm, sample.tied, self.config)
+            self.harness[sample.device] = state.track = new_track(now, sample.height_mm, sample.tied, self.config)
             return self._active(self.index.harness.get(sample.device, ()))
         unchanged = track.untied_since is None and not is_stale(track, now, self.config)
         track.observe(now, sample.height_mm, sample.tied, self.config)
@@ -430,12 +421,12 @@ class Site:
         return self._decide_unless_enabled(self.index.harness.get(sample.device, ()), unchanged and track.untied_since is None)
 
     def _on_plc(self, record: Record, source: Origin, now: int) -> Iterable[str]:
-        state, touched = self._trusted_reading(record, source, now, "plc", "plc")
+        state, device_state = self._trusted_reading(record, source, now, "plc", "plc")
         if state is None:
-            return touched
-        view = self.plc.get(state.device)
+            return device_state
+        view = device_state.track
         if view is None:
-            self.plc[state.device] = PlcView(now, dict(state.tags))
+            self.plc[state.device] = device_state.track = PlcView(now, dict(state.tags))
             return self._active(self._plc_permits(state.device))
         tags = view.tags
         unchanged = now - view.ts <= self.config.plc_state_max_age_ms and all(
@@ -466,26 +457,25 @@ class Site:
         skew_max = self.config.clock_skew_max_ms
         quality_min = self.config.fix_quality_min
         occupancy = self.occupancy
-        positions = self.positions
+        states = self.device_state
         record_ts = record.ts
         active_in_zone = self.index.active_in_zone
         guardians = self.index.guardian
-        tag_info = self.tag_info
         open_subjects = self.faults.open_per_subject
         for fix in fixes:
             tag = fix.tag
-            info = tag_info.get(tag)
-            registered, worker = info if info is not None else (_UNREGISTERED, None)
-            if registered is _UNREGISTERED:
+            state = states.get(tag)
+            registered = state is not None and state.is_tag
+            if not registered:
                 if fix.located:
                     self.faults.raise_("DEVICE_UNKNOWN", tag, now, source, f"UWB tag {tag} has no CMDB row", device=tag)
-            elif registered is None:
+            elif state.vendor_schema is None:
                 touched += self._device_fault(
                     "DEVICE_MODEL_UNSUPPORTED", tag, now, source,
                     f"tag {tag}: the protocol catalog knows no UWB vendor {self.devices[tag].vendor!r}",
                 )
                 continue
-            elif registered != schema:
+            elif state.vendor_schema != schema:
                 touched += self._device_fault(
                     "RTLS_VENDOR_MISMATCH", tag, now, source,
                     f"tag {tag} is a {self.devices[tag].vendor} tag in the CMDB but reported in {schema} format",
@@ -499,17 +489,20 @@ class Site:
                 continue
             if not fix.located or fix.quality < quality_min:
                 continue
-            last = positions.get(tag)
-            if last is not None and fix.ts <= last.ts:
-                self.faults.raise_("SEQ_DUPLICATE", tag, now, source, f"tag {tag} fix not newer than the last: dropped", device=tag)
-                continue
-            if tag in open_subjects and registered is not _UNREGISTERED:
+            if state is None:
+                state = states[tag] = DeviceState(tag)
+            else:
+                last = state.fix
+                if last is not None and fix.ts <= last.ts:
+                    self.faults.raise_("SEQ_DUPLICATE", tag, now, source, f"tag {tag} fix not newer than the last: dropped", device=tag)
+                    continue
+            if registered and tag in open_subjects:
                 self.faults.reconcile(DEVICE_CODES, tag, _NONE, now, source)
-            positions[tag] = fix
-            moved = occupancy.move(tag, fix.x, fix.y, fix.z)
+            moved = occupancy.move(state, fix)
             if moved:
                 for zone in moved:
                     touched += active_in_zone.get(zone, ())
+            worker = state.worker
             guarding = guardians.get(worker) if worker is not None else None
             if guarding:
                 touched += self._guardian_located(guarding, fix, now)
@@ -624,6 +617,9 @@ class Site:
             runtime.guardian_seen = None
         runtime.row = row
         runtime.gas = {device: runtime.gas.get(device) or GasTrack() for device in row.detectors}
+        for device in (*previous.detectors, *row.detectors) if previous is not None else row.detectors:
+            if (state := self.device_state.get(device)) is not None:
+                state.feeds = None
         self.index.replace(row.permit, previous, row)
         zones = [row.zone] if previous is None or previous.zone == row.zone else [previous.zone, row.zone]
         for zone in zones:
@@ -672,10 +668,15 @@ class Site:
     def _index_device(self, row: wire.DeviceRow) -> None:
         """Add a CMDB row to the device indexes: its schema, a tag's wearer and vendor, a PLC's equipment."""
         device = row.device
-        schema = PLC_SCHEMA if row.family == "plc" else schema_for_firmware(row.model, row.firmware)
-        self.intake[device] = DeviceIntake(row, schema)
-        if row.family == "uwb_tag":
-            self.tag_info[device] = (schema_for_vendor(row.vendor), row.worker or None)
+        state = self.device_state.get(device)
+        if state is None:
+            state = self.device_state[device] = DeviceState(device)
+        state.row = row
+        state.schema = PLC_SCHEMA if row.family == "plc" else schema_for_firmware(row.model, row.firmware)
+        state.is_tag = row.family == "uwb_tag"
+        if state.is_tag:
+            state.vendor_schema = schema_for_vendor(row.vendor)
+            state.worker = row.worker or None
             if row.worker:
                 self.tag_worker[device] = row.worker
                 self.worker_tags.setdefault(row.worker, []).append(device)
@@ -688,8 +689,9 @@ class Site:
         if row is None:
             return
         device = row.device
-        self.intake.pop(device, None)
-        self.tag_info.pop(device, None)
+        state = self.device_state[device]
+        state.row = state.schema = state.vendor_schema = state.worker = None
+        state.is_tag = False
         worker = self.tag_worker.pop(device, None)
         if worker is not None:
             tags = self.worker_tags[worker]
@@ -720,7 +722,7 @@ class Site:
         """Occupancy is kept for the zones with active permits."""
         view = self.zones.get(zone)
         if zone in self.index.active_in_zone and view is not None:
-            self.occupancy.watch(zone, view.area, self.positions)
+            self.occupancy.watch(zone, view.area)
         else:
             self.occupancy.unwatch(zone)
 
@@ -731,9 +733,10 @@ class Site:
         area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
         if area is None:
             return
+        states = self.device_state
         seen = [
             p.ts for tag in self.worker_tags.get(runtime.row.guardian, ())
-            if (p := self.positions.get(tag)) is not None and area.contains(p.x, p.y, p.z)
+            if (p := states[tag].fix) is not None and area.contains(p.x, p.y, p.z)
         ]
         if seen:
             runtime.guardian_seen = max(seen)
@@ -765,7 +768,7 @@ class Site:
         view = self.zones.get(zone)
         if view is None:
             return []
-        return [self.tag_worker.get(tag, f"unregistered tag {tag}") for tag in self.occupancy.tags_within(view.area, self.positions)]
+        return [self.tag_worker.get(tag, f"unregistered tag {tag}") for tag in self.occupancy.tags_within(view.area)]
 
     def _check_entrants_at_close(self, runtime: PermitRuntime, now: int, source: Origin) -> None:
         row = runtime.row
@@ -907,6 +910,5 @@ class Site:
 
 
 _NONE: frozenset[str] = frozenset()
-_UNREGISTERED = object()
 _ARRAY_OPENERS = ("[", b"[")
 

@@ -123,7 +123,7 @@ def _normalise_sh2v2(obj: wire.SH2v2) -> Outcome:
 
 def _normalise_anchorline(obj: wire.AnchorlineFix) -> Outcome:
     x, y, z = obj.pos
-    return [TagFix(obj.tag, round(obj.ts.timestamp() * 1000), round(x * 1000), round(y * 1000), round(z * 1000), obj.q, True)], None
+    return [TagFix(obj.tag, round(obj.ts.timestamp() * 1000), x * 1000.0, y * 1000.0, z * 1000.0, obj.q, True)], None
 
 
 def _normalise_qubit(batch: list[wire.QubitTag]) -> Outcome:
@@ -136,7 +136,7 @@ def _normalise_qubit(batch: list[wire.QubitTag]) -> Outcome:
                     "qubit/2", "shape", f"$[{index}].data", "object (success is true)", "missing", "located tag without data"
                 )
             c = item.data.coordinates
-            fixes.append(TagFix(item.tagId, ts, round(c.x), round(c.y), round(c.z), 1.0, True))
+            fixes.append(TagFix(item.tagId, ts, c.x, c.y, c.z, 1.0, True))
         else:
             if item.data is not None:
                 return None, Diagnosis(

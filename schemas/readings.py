@@ -43,9 +43,9 @@ class TagFix(msgspec.Struct, frozen=True, gc=False):
 
     tag: str
     ts: int
-    x: int
-    y: int
-    z: int
+    x: float
+    y: float
+    z: float
     quality: float
     located: bool
 

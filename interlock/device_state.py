@@ -1,0 +1,35 @@
+"""What the site holds about one device id, reached in one lookup per record.
+
+A reading needs its device's CMDB row, the schema of the approved firmware, the
+last accepted sequence number, its evidence track, and the permits it feeds; a
+UWB fix needs the tag's vendor, wearer, last fix and place. Held in separate
+tables keyed by device id, each record paid one cache miss per table on a large
+site; held together, it pays one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from interlock.occupancy import TagPlace
+from schemas.payloads import DeviceRow
+
+
+class DeviceState(TagPlace, gc=False):
+    """One device id: its CMDB row (None when it has none, e.g. an unregistered tag that was located), the schema of
+    its approved firmware, the last accepted sequence number and its device time, the harness track or PLC view its
+    readings keep, and for a tag the schema of its vendor and its wearer (the fix and place come from `TagPlace`).
+
+    `feeds` caches the (permit runtime, gas track) pairs a detector's samples update; it is None until first needed and
+    whenever a permit row changes the detectors it lists."""
+
+    row: DeviceRow | None = None
+    schema: str | None = None
+    seq: int | None = None
+    device_ts: int = 0
+    track: Any = None
+    vendor_schema: str | None = None
+    worker: str | None = None
+    feeds: list | None = None
+    is_tag: bool = False
+    """Registered in the CMDB as a UWB tag."""
