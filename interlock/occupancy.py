@@ -30,6 +30,8 @@ class TagPlace(msgspec.Struct, gc=False):
     fix: TagFix | None = None
     cell: tuple[int, int] | None = None
     zones: list[str] = msgspec.field(default_factory=list)
+    candidates: list[str] = msgspec.field(default_factory=list)
+    """The watched zones whose bounding box touches the cell: the grid's own list, so watching a zone updates it."""
 
 
 class ZoneOccupancy:
@@ -40,6 +42,7 @@ class ZoneOccupancy:
         self.areas: dict[str, Area] = {}
         self.occupants: dict[str, dict[str, None]] = {}
         self.grid: dict[tuple[int, int], list[str]] = {}
+        """Cell -> watched zones touching it; a cell's list is never replaced, tags in the cell hold it."""
         self.places: dict[str, TagPlace] = {}
         self.cell_tags: dict[tuple[int, int], dict[str, None]] = {}
 
@@ -63,10 +66,7 @@ class ZoneOccupancy:
         for tag in self.occupants.pop(zone, {}):
             self.places[tag].zones.remove(zone)
         for cell in _cells(area):
-            zones = self.grid[cell]
-            zones.remove(zone)
-            if not zones:
-                del self.grid[cell]
+            self.grid[cell].remove(zone)
 
     def places_within(self, area: Area) -> list[TagPlace]:
         """Tags whose last fix is inside `area`, looked up through the cells it covers."""
@@ -104,6 +104,7 @@ class ZoneOccupancy:
             else:
                 del self.cell_tags[old][tag]
             place.cell = cell
+            place.candidates = self.grid.setdefault(cell, [])
             self.cell_tags.setdefault(cell, {})[tag] = None
         areas = self.areas
         current = place.zones
@@ -116,7 +117,7 @@ class ZoneOccupancy:
                 for zone in changed:
                     del self.occupants[zone][place.tag]
                     current.remove(zone)
-        candidates = self.grid.get(cell)
+        candidates = place.candidates
         if candidates:
             for zone in candidates:
                 if (not current or zone not in current) and areas[zone].contains(x, y, z):

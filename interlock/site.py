@@ -32,10 +32,10 @@ from interlock.guardian_presence import check_guardian, guardian_area
 from interlock.occupancy import ZoneOccupancy, check_entrants
 from interlock.permit_index import TERMINAL_STATES, PermitIndex
 from interlock.plc_signals import PlcView, check_plc_signals
-from interlock.harness_tieoff import HarnessTrack, check_harnesses, is_stale, new_track
+from interlock.harness_tieoff import HarnessTrack, check_harnesses, new_track
 from interlock.permit_checks import RECORD_CODES, record_problems
 from interlock.qualification import check_crew
-from interlock.site_time import site_date, site_day
+from interlock.site_time import DAY_MS, site_date, site_day
 from schemas import payloads as wire
 from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
 from schemas.decoding import PAYLOAD_DECODERS, diagnose, fits, reported_field
@@ -140,6 +140,7 @@ class Site:
         self.occupancy = ZoneOccupancy()
         self._limits: dict[tuple[str, int], GasLimits] = {}
         self._limits_day = -1
+        self._limits_from = self._limits_until = 0
         self._limits_month = 0
         self._commands: list[CommandRecord] = []
         self._out: list[Output] = []
@@ -381,11 +382,13 @@ class Site:
             feeds = state.feeds = [(rt, rt.gas[device]) for rt in map(self.permits.__getitem__, self.index.detector.get(device, ()))]
         present: dict[str, str] = {}
         affected: dict[str, list[str]] = {}
-        keep = self.config.gas_pretest_readings
+        config = self.config
+        keep = config.gas_pretest_readings
         decide: list[str] = []
         for runtime, track in feeds:
-            pid = runtime.row.permit
-            problems = assess_sample(sample, self._limits_for(runtime.row.type, now), now, self.config)
+            row = runtime.row
+            pid = row.permit
+            problems = assess_sample(sample, self._limits_for(row.type, now), now, config)
             if problems:
                 for code, detail in problems:
                     present.setdefault(code, detail)
@@ -405,7 +408,7 @@ class Site:
             self.faults.raise_(code, device, now, source, detail, device=device, permits=affected.get(code))
         if device in self.faults.open_per_subject:
             self.faults.reconcile(SAMPLE_CODES, device, present.keys(), now, source)
-        return self._active(decide)
+        return self._active(decide) if decide else decide
 
     def _on_harness(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         sample, state = self._trusted_reading(record, source, now, "harness", "dev")
@@ -415,8 +418,9 @@ class Site:
         if track is None:
             self.harness[sample.device] = state.track = new_track(now, sample.height_mm, sample.tied, self.config)
             return self._active(self.index.harness.get(sample.device, ()))
-        unchanged = track.untied_since is None and not is_stale(track, now, self.config)
-        track.observe(now, sample.height_mm, sample.tied, self.config)
+        config = self.config
+        unchanged = track.untied_since is None and now - track.last_ts <= config.harness_stale_ms
+        track.observe(now, sample.height_mm, sample.tied, config)
         # Tied off (or below the height) before and after: enabled permits need no new decision.
         return self._decide_unless_enabled(self.index.harness.get(sample.device, ()), unchanged and track.untied_since is None)
 
@@ -744,6 +748,8 @@ class Site:
     def _decide_unless_enabled(self, permits: Iterable[str], unchanged: bool) -> list[str]:
         """The active permits to re-decide after an input: when the evidence kept its meaning, enabled permits are left to
         their timers (a refresh only moves a deadline later)."""
+        if not permits:
+            return []
         if not unchanged:
             return self._active(permits)
         return [pid for pid in permits if (rt := self.permits[pid]).row.state == "active" and not rt.enabled]
@@ -752,7 +758,13 @@ class Site:
         return [pid for pid in permits if self.permits[pid].row.state == "active"]
 
     def _limits_for(self, work_type: str, now: int) -> GasLimits:
+        if self._limits_from <= now < self._limits_until:
+            limits = self._limits.get((work_type, self._limits_month))
+            if limits is not None:
+                return limits
         day = site_day(now, self.config.utc_offset_minutes)
+        self._limits_from = day * DAY_MS - self.config.utc_offset_minutes * 60_000
+        self._limits_until = self._limits_from + DAY_MS
         if day != self._limits_day:
             self._limits_day = day
             self._limits_month = site_date(now, self.config.utc_offset_minutes).month

@@ -73,7 +73,14 @@ def _gas_channel(schema: str, path: str, channel: str, value: float | None, sent
 _RANGES = tuple(GAS_CHANNEL_RANGES[channel] for channel in GAS_CHANNELS)
 
 
+_O2, _LEL, _H2S, _CO = _RANGES
+
+
 def _normalise_gd4v2(obj: wire.GD4v2) -> Outcome:
+    o2, lel, h2s, co = obj.r
+    if (_O2[0] <= o2 <= _O2[1] and _LEL[0] <= lel <= _LEL[1] and _H2S[0] <= h2s <= _H2S[1]
+            and _CO[0] <= co <= _CO[1]):
+        return GasSample(obj.dev, obj.fw, obj.ts, obj.seq, o2, lel, h2s, co, "ok", None, obj.alm), None
     values: list[float | None] = []
     for index, raw in enumerate(obj.r):
         low, high = _RANGES[index]
