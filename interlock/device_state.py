@@ -24,6 +24,10 @@ class DeviceState(TagPlace, gc=False):
     whenever a permit row changes the detectors it lists."""
 
     row: DeviceRow | None = None
+    family: str | None = None
+    firmware: str | None = None
+    """The row's family and approved firmware, interned: devices of one firmware share the string, so checking a
+    reading against it does not touch the row."""
     schema: str | None = None
     seq: int | None = None
     device_ts: int = 0
@@ -33,3 +37,5 @@ class DeviceState(TagPlace, gc=False):
     feeds: list | None = None
     is_tag: bool = False
     """Registered in the CMDB as a UWB tag."""
+    guarding: list[str] | tuple[()] = ()
+    """For a tag: the permits its wearer guards (the permit index's own list), so a fix finds them without a lookup."""

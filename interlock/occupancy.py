@@ -28,7 +28,9 @@ class TagPlace(msgspec.Struct, gc=False):
 
     tag: str
     fix: TagFix | None = None
-    cell: tuple[int, int] | None = None
+    cx: int | None = None
+    """Grid cell column (None until located) and row: small ints, cheap to compare on a large site."""
+    cy: int = 0
     zones: list[str] = msgspec.field(default_factory=list)
     candidates: list[str] = msgspec.field(default_factory=list)
     """The watched zones whose bounding box touches the cell: the grid's own list, so watching a zone updates it."""
@@ -95,15 +97,14 @@ class ZoneOccupancy:
         """Place a tag at its new fix; returns the watched zones it entered or left."""
         x, y, z = fix.x, fix.y, fix.z
         place.fix = fix
-        cell = (x // CELL_MM, y // CELL_MM)
-        old = place.cell
-        if old != cell:
+        cx, cy = x // CELL_MM, y // CELL_MM
+        if cx != place.cx or cy != place.cy:
             tag = place.tag
-            if old is None:
+            if place.cx is None:
                 self.places[tag] = place
             else:
-                del self.cell_tags[old][tag]
-            place.cell = cell
+                del self.cell_tags[(place.cx, place.cy)][tag]
+            cell = place.cx, place.cy = int(cx), int(cy)
             place.candidates = self.grid.setdefault(cell, [])
             self.cell_tags.setdefault(cell, {})[tag] = None
         areas = self.areas

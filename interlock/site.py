@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import sys
 from typing import Callable, Iterable
 
 import msgspec
@@ -309,14 +310,15 @@ class Site:
         payload = record.payload
         device = record.key or (reported_field(payload, id_field) if payload is not None else None) or "?"
         state = self.device_state.get(device)
-        row = state.row if state is not None else None
         if payload is None:
             return None, self._device_fault("PAYLOAD_UNPARSEABLE", device, now, source, f"{device}: empty (null) payload on {record.topic}")
-        if row is None or row.family != family:
+        if state is None or state.family != family:
+            row = state.row if state is not None else None
             why = "has no CMDB row" if row is None else f"is a {row.family} in the CMDB, not {family}"
             return None, self._device_fault("DEVICE_UNKNOWN", device, now, source, f"{device} on {record.topic} {why}")
         schema = state.schema
         if schema is None:
+            row = state.row
             return None, self._device_fault(
                 "DEVICE_MODEL_UNSUPPORTED", device, now, source,
                 f"{device}: the protocol catalog has no schema for model {row.model} firmware {row.firmware}",
@@ -324,6 +326,7 @@ class Site:
         reading, diagnosis = PAYLOAD_DECODERS[schema](payload)
         if diagnosis is not None:
             state.seq = None
+            row = state.row
             reported = reported_field(payload, "fw")
             detail = (
                 f"{device} ({row.model or family}, approved firmware {row.firmware or 'n/a'}, reports "
@@ -339,7 +342,8 @@ class Site:
             return None, self._device_fault(
                 "DEVICE_ID_MISMATCH", device, now, source, f"record key {device} but the payload says {reported_id}"
             )
-        if family != "plc" and reading.firmware != row.firmware:
+        if family != "plc" and reading.firmware != state.firmware:
+            row = state.row
             other = schema_for_firmware(row.model, reading.firmware)
             return None, self._device_fault(
                 "FIRMWARE_UNAPPROVED", device, now, source,
@@ -464,7 +468,6 @@ class Site:
         states = self.device_state
         record_ts = record.ts
         active_in_zone = self.index.active_in_zone
-        guardians = self.index.guardian
         open_subjects = self.faults.open_per_subject
         for fix in fixes:
             tag = fix.tag
@@ -506,8 +509,7 @@ class Site:
             if moved:
                 for zone in moved:
                     touched += active_in_zone.get(zone, ())
-            worker = state.worker
-            guarding = guardians.get(worker) if worker is not None else None
+            guarding = state.guarding
             if guarding:
                 touched += self._guardian_located(guarding, fix, now)
         if self.closed_with_entrants:
@@ -625,6 +627,8 @@ class Site:
             if (state := self.device_state.get(device)) is not None:
                 state.feeds = None
         self.index.replace(row.permit, previous, row)
+        for guardian in {row.guardian, previous.guardian} if previous is not None else (row.guardian,):
+            self._refresh_guarding(guardian)
         zones = [row.zone] if previous is None or previous.zone == row.zone else [previous.zone, row.zone]
         for zone in zones:
             self._watch_zone(zone)
@@ -676,11 +680,14 @@ class Site:
         if state is None:
             state = self.device_state[device] = DeviceState(device)
         state.row = row
+        state.family = sys.intern(row.family)
+        state.firmware = sys.intern(row.firmware) if row.firmware is not None else None
         state.schema = PLC_SCHEMA if row.family == "plc" else schema_for_firmware(row.model, row.firmware)
         state.is_tag = row.family == "uwb_tag"
         if state.is_tag:
             state.vendor_schema = schema_for_vendor(row.vendor)
             state.worker = row.worker or None
+            state.guarding = self.index.guardian.get(row.worker, ()) if row.worker else ()
             if row.worker:
                 self.tag_worker[device] = row.worker
                 self.worker_tags.setdefault(row.worker, []).append(device)
@@ -694,8 +701,9 @@ class Site:
             return
         device = row.device
         state = self.device_state[device]
-        state.row = state.schema = state.vendor_schema = state.worker = None
+        state.row = state.family = state.firmware = state.schema = state.vendor_schema = state.worker = None
         state.is_tag = False
+        state.guarding = ()
         worker = self.tag_worker.pop(device, None)
         if worker is not None:
             tags = self.worker_tags[worker]
@@ -721,6 +729,12 @@ class Site:
         if row.family == "plc":
             return list(dict.fromkeys(pid for item in row.equipment for pid in index.equipment.get(item, ())))
         return index.detector.get(row.device, []) + index.harness.get(row.device, [])
+
+    def _refresh_guarding(self, worker: str) -> None:
+        """The worker's tags point at the permit index's list of the permits the worker guards."""
+        guarding = self.index.guardian.get(worker, ())
+        for tag in self.worker_tags.get(worker, ()):
+            self.device_state[tag].guarding = guarding
 
     def _watch_zone(self, zone: str) -> None:
         """Occupancy is kept for the zones with active permits."""
