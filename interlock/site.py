@@ -28,7 +28,7 @@ from interlock.evidence import EvidenceChain
 from interlock.faults import Diagnostics, FaultBook, NO_DIAGNOSTICS, Origin, source_of
 from interlock.findings import Findings
 from interlock.gas_test import SAMPLE_CODES, GasTrack, assess_sample, check_gas, gas_summary, limits_for
-from interlock.geometry import ZoneView, zone_view
+from interlock.geometry import Area, ZoneView, zone_view
 from interlock.guardian_presence import check_guardian, guardian_area
 from interlock.occupancy import ZoneOccupancy, check_entrants
 from interlock.permit_index import TERMINAL_STATES, PermitIndex
@@ -109,6 +109,8 @@ class PermitRuntime(msgspec.Struct):
     reset_by: str | None = None
     gas: dict[str, GasTrack] = msgspec.field(default_factory=dict)
     guardian_seen: int | None = None
+    guardian_area: Area | None = None
+    """Where its guardian must stand, kept with the permit (refreshed when its record or zone changes)."""
     wake_at: int | None = None
 
 
@@ -521,11 +523,11 @@ class Site:
         back = []
         for pid in permits:
             runtime = self.permits[pid]
-            area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
+            area = runtime.guardian_area
             if area is not None and area.contains(fix.x, fix.y, fix.z):
-                absent = runtime.guardian_seen is None or now - runtime.guardian_seen > self.config.guardian_absence_max_ms
+                seen = runtime.guardian_seen
                 runtime.guardian_seen = now
-                if absent and runtime.row.state == "active":
+                if (seen is None or now - seen > self.config.guardian_absence_max_ms) and runtime.row.state == "active":
                     back.append(pid)
         return back
 
@@ -745,10 +747,11 @@ class Site:
             self.occupancy.unwatch(zone)
 
     def _refresh_guardian(self, runtime: PermitRuntime) -> None:
-        """Guardian presence from the guardian's latest fixes, for a permit that has not seen its guardian yet."""
+        """The area the guardian must stand in, and guardian presence from the guardian's latest fixes for a permit
+        that has not seen its guardian yet."""
+        area = runtime.guardian_area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
         if runtime.guardian_seen is not None or runtime.row.state in TERMINAL_STATES:
             return
-        area = guardian_area(runtime.row, self.zones.get(runtime.row.zone))
         if area is None:
             return
         states = self.device_state
