@@ -45,25 +45,34 @@ def _epoch_ms_now() -> int:
 class SiteLogic(StatefulBatchLogic[Chunk, list[Output], bytes]):
     """One shard's Site inside Bytewax: feeds it chunks, fires its timers on the chosen clock, snapshots it."""
 
-    def __init__(self, site: Site, clock: str, wall_ms: Callable[[], int] = _epoch_ms_now) -> None:
+    def __init__(self, site: Site, clock: str, wall_ms: Callable[[], int] = _epoch_ms_now, resumed: bool = False) -> None:
         self.site = site
         self.clock = clock
         self.wall_ms = wall_ms
+        self.pending: list[Output] = site.resume(wall_ms()) if resumed and clock == WALL_CLOCK else []
+        """What a live restart said (enabled permits stopped and latched), sent with the first outputs."""
+
+    def _with_pending(self, out: list[Output]) -> list[Output]:
+        if self.pending:
+            out[:0], self.pending = self.pending, []
+        return out
 
     def on_batch(self, chunks: list[Chunk]) -> tuple[Iterable[list[Output]], bool]:
         site = self.site
-        out: list[Output] = []
+        out: list[Output] = self._with_pending([])
         for chunk in chunks:
             out.extend(site.process_batch(chunk))
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[list[Output]], bool]:
-        out = self.site.advance(self.wall_ms())
+        out = self._with_pending(self.site.advance(self.wall_ms()))
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime.datetime | None:
         if self.clock != WALL_CLOCK:
             return None
+        if self.pending:
+            return datetime.datetime.now(tz=datetime.timezone.utc)
         wake = self.site.next_wake()
         if wake is None:
             return None
@@ -86,7 +95,7 @@ def build_flow(
 
     def build_logic(resume: bytes | None) -> SiteLogic:
         site = pickle.loads(resume) if resume is not None else Site(config)
-        return logic_class(site, clock)
+        return logic_class(site, clock, resumed=resume is not None)
 
     flow = Dataflow("interlock")
     chunks = op.input("records", flow, source)

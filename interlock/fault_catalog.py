@@ -132,6 +132,16 @@ CATALOG: dict[str, FaultKind] = {
     "PLC_STATE_STALE": _c("CRITICAL", "The PLC's latest state is older than allowed (15 s), so isolation and ventilation are not "
                                       "confirmed.",
                           "Check the PLC edge gateway and its link to Kafka."),
+    "PLC_UNREACHABLE": _c("CRITICAL", "The interlock cannot write to the PLC (connection refused, timed out or a write failed): it "
+                                      "cannot hold the enables there, and the PLC's watchdog drops them within 1 s. Work whose "
+                                      "equipment is enabled on that PLC is stopped and latched.",
+                          "Check the PLC and the network path to it; the interlock retries with backoff and rewrites every "
+                          "enable when the link is back, after which the approver may reset."),
+    "INTERLOCK_RESTARTED": _e("MAJOR", "The interlock restarted from its last snapshot (after a crash or a deploy). The PLC "
+                                       "watchdogs dropped the enables it held; enabled work is stopped and latched rather than "
+                                       "re-energised without anyone deciding so.",
+                              "Check why the interlock restarted; once the evidence is fresh, the approver resets each "
+                              "permit."),
     "ISOLATION_NOT_CONFIRMED": _c("CRITICAL", "An isolation point of the permit is not `isolated` in the PLC's latest state.",
                                   "Lock out and tag the isolation point and confirm it on the PLC."),
     "VENTILATION_NOT_RUNNING": _c("CRITICAL", "A ventilation fan of the permit is not `running` in the PLC's latest state.",

@@ -43,6 +43,8 @@ from schemas.decoding import PAYLOAD_DECODERS, diagnose, fits, reported_field
 from schemas.envelope import Record, UnreadableRecord
 from schemas.readings import TagFix
 
+PLC_LINK_TOPIC = "interlock.plc_link"
+"""Internal input of a live run: the PLC writers' link state, `{"plc": id, "up": bool, "detail": text}` keyed by PLC."""
 COMMANDS_TOPIC = "interlock.commands"
 FAULTS_TOPIC = "interlock.faults"
 EVIDENCE_TOPIC = "interlock.evidence"
@@ -65,6 +67,7 @@ PERMIT_CODES = RECORD_CODES + (
     "QUALIFICATION_EXPIRING",
     "EQUIPMENT_NOT_ON_PLC",
     "PLC_STATE_STALE",
+    "INTERLOCK_RESTARTED",
     "ISOLATION_NOT_CONFIRMED",
     "VENTILATION_NOT_RUNNING",
     "GAS_DATA_STALE",
@@ -87,6 +90,17 @@ _QUALIFICATION_ROW = msgspec.json.Decoder(wire.QualificationRow)
 _PERMIT_ROW = msgspec.json.Decoder(wire.PermitRow)
 _PERMIT_ACTION = msgspec.json.Decoder(wire.PermitAction)
 _ENCODER = msgspec.json.Encoder()
+
+
+class PlcLinkEvent(msgspec.Struct, frozen=True):
+    """A PLC writer's link went down or came back."""
+
+    plc: str
+    up: bool
+    detail: str = ""
+
+
+_PLC_LINK = msgspec.json.Decoder(PlcLinkEvent)
 
 
 class Output(msgspec.Struct, frozen=True, gc=False):
@@ -139,6 +153,10 @@ class Site:
         self.tag_worker: dict[str, str] = {}
         self.worker_tags: dict[str, list[str]] = {}
         self.equipment_plc: dict[str, str] = {}
+        self.enable_plc: dict[str, str] = {}
+        """Equipment -> the PLC holding its enable (a Modbus coil or an OPC UA node in the PLC's CMDB row)."""
+        self.plc_down: dict[str, str] = {}
+        """PLCs the live run's writers cannot reach, with why."""
         self.index = PermitIndex()
         self.occupancy = ZoneOccupancy()
         self._limits: dict[tuple[str, int], GasLimits] = {}
@@ -157,6 +175,7 @@ class Site:
             "hr.qualifications": self._on_qualification_row,
             "ptw.permits": self._on_permit_row,
             "ptw.actions": self._on_permit_action,
+            PLC_LINK_TOPIC: self._on_plc_link,
         }
 
     # ------------------------------------------------------------------ public
@@ -197,6 +216,29 @@ class Site:
                         self._evaluate(permit, now, record)
         if self._commands or self.faults.pending:
             self._flush()
+
+    def resume(self, now: int) -> list[Output]:
+        """After a restart from a snapshot: the PLC watchdogs dropped every enable this site held, so each enabled permit
+        is stopped and latched (INTERLOCK_RESTARTED), to be reset by its approver once the evidence is fresh."""
+        self.now = max(self.now, now)
+        enabled = [runtime for runtime in self.permits.values() if runtime.enabled]
+        if enabled:
+            fault = self.faults.raise_(
+                "INTERLOCK_RESTARTED", "interlock", self.now, None,
+                f"restarted from a snapshot with {len(enabled)} permit(s) enabled: "
+                f"{', '.join(r.row.permit for r in enabled)}",
+                permits=[r.row.permit for r in enabled],
+            )
+            self.faults.cite(fault, self.now, True)
+            for runtime in enabled:
+                reason = Reason("INTERLOCK_RESTARTED", "the interlock restarted; the PLC watchdogs dropped the enables", fault)
+                self._command(HARD_STOP, runtime, [reason], None, self.now, latched=True)
+                runtime.enabled = False
+                runtime.latched = True
+                runtime.stop_codes = ("INTERLOCK_RESTARTED",)
+                runtime.reset_alerted = False
+        self._flush()
+        return self._take()
 
     def advance(self, now: int) -> list[Output]:
         """Fire every timer due by `now` (a live run's wall clock); returns what to send."""
@@ -445,6 +487,29 @@ class Site:
         view.ts = now
         tags.update(state.tags)
         return self._decide_unless_enabled(self._plc_permits(state.device), unchanged)
+
+    def _on_plc_link(self, record: Record, source: Origin, now: int) -> Iterable[str]:
+        try:
+            event = _PLC_LINK.decode(record.payload)
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError) as error:
+            self.faults.raise_("TABLE_ROW_INVALID", f"{PLC_LINK_TOPIC}/{record.key}", now, source,
+                               f"PLC link event {record.payload!r}: {error}")
+            return []
+        permits = self._enable_permits(event.plc)
+        if event.up:
+            if self.plc_down.pop(event.plc, None) is not None:
+                self.faults.clear("PLC_UNREACHABLE", event.plc, now, source)
+        else:
+            self.plc_down[event.plc] = event.detail
+            self.faults.raise_("PLC_UNREACHABLE", event.plc, now, source, f"{event.plc}: {event.detail}",
+                               device=event.plc, permits=permits)
+        return self._active(permits)
+
+    def _enable_permits(self, plc: str) -> list[str]:
+        """Permits (not closed or cancelled) with equipment whose enable is on the PLC; a scan, for rare link events."""
+        enable_plc = self.enable_plc
+        return [pid for pid, runtime in self.permits.items()
+                if runtime.row.state not in TERMINAL_STATES and any(enable_plc.get(item) == plc for item in runtime.row.equipment)]
 
     def _on_position(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         payload = record.payload
@@ -696,6 +761,8 @@ class Site:
         elif row.family == "plc":
             for item in row.equipment:
                 self.equipment_plc.setdefault(item, device)
+            for item in _enable_items(row):
+                self.enable_plc.setdefault(item, device)
 
     def _unindex_device(self, row: wire.DeviceRow | None) -> None:
         """Remove a CMDB row's entries; equipment it held passes to another PLC that lists it, if any."""
@@ -713,6 +780,13 @@ class Site:
             if not tags:
                 del self.worker_tags[worker]
         if row.family == "plc":
+            for item in _enable_items(row):
+                if self.enable_plc.get(item) == device:
+                    del self.enable_plc[item]
+                    other = next((d.device for d in self.devices.values()
+                                  if d.family == "plc" and d.device != device and item in _enable_items(d)), None)
+                    if other is not None:
+                        self.enable_plc[item] = other
             for item in row.equipment:
                 if self.equipment_plc.get(item) == device:
                     del self.equipment_plc[item]
@@ -895,6 +969,10 @@ class Site:
         if row.type in config.gas_work_types:
             check_gas(findings, runtime.gas, runtime.enabled, now, config)
         check_harnesses(findings, row.harnesses, self.harness, self.untrusted, runtime.enabled, now, config)
+        if self.plc_down:
+            for plc in dict.fromkeys(self.enable_plc.get(item) for item in row.equipment):
+                if plc in self.plc_down:
+                    findings.device_fault("PLC_UNREACHABLE", plc)
         stops = (
             self._permit_reasons(row.permit, findings.problems, now, source)
             + [self._device_reason(code, device) for code, device in findings.device_faults]
@@ -939,5 +1017,15 @@ class Site:
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+def _enable_items(row: wire.DeviceRow) -> set[str]:
+    """Equipment whose enable the PLC row addresses, on either protocol."""
+    items: set[str] = set()
+    if row.modbus is not None:
+        items.update(row.modbus.enable_coils)
+    if row.opcua is not None:
+        items.update(row.opcua.enable_nodes)
+    return items
 _ARRAY_OPENERS = ("[", b"[")
 

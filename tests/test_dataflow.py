@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import pickle
 import time
 
 import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from dataflows.interlock_flow import WALL_CLOCK, build_flow
+from dataflows.interlock_flow import WALL_CLOCK, SiteLogic, build_flow
 from interlock.config import SiteConfig
 from interlock.site import Site
 from site_records import SECOND, HotWorkSite, hot_work_permit
@@ -90,3 +91,15 @@ def test_on_the_wall_clock_a_silent_detector_stops_the_permit_with_no_input_arri
     assert [c["kind"] for c in commands] == ["ENABLE", "HARD_STOP"]
     stop = commands[1]
     assert stop["trigger"] is None and stop["reasons"][0]["code"] == "GAS_DATA_STALE"
+
+
+def test_a_live_shard_restored_from_a_snapshot_latches_what_it_had_enabled():
+    site = Site()
+    for record in scripted_records(seconds_after_start=2):
+        site.process(record)
+    assert any(runtime.enabled for runtime in site.permits.values())
+    logic = SiteLogic(pickle.loads(pickle.dumps(site)), WALL_CLOCK, resumed=True)
+    assert logic.notify_at() is not None
+    (outputs,), _ = logic.on_notify()
+    stops = [msgspec.json.decode(o.value) for o in outputs if o.topic == "interlock.commands"]
+    assert [(c["kind"], c["latched"], c["reasons"][0]["code"]) for c in stops] == [("HARD_STOP", True, "INTERLOCK_RESTARTED")]

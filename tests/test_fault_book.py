@@ -18,6 +18,7 @@ import pytest
 from interlock.evidence import verify_lines
 from interlock.fault_catalog import CATALOG, REASONS_WITHOUT_FAULT
 from schemas.envelope import UnreadableRecord
+from interlock.site import PLC_LINK_TOPIC
 from site_records import (
     COMMANDS,
     FAULTS,
@@ -585,6 +586,18 @@ def s_all_preconditions_met() -> HotWorkSite:
     return running()
 
 
+def s_plc_unreachable() -> HotWorkSite:
+    s = running()
+    s.send(PLC_LINK_TOPIC, "PLC-3", {"plc": "PLC-3", "up": False, "detail": "connection refused"})
+    return s
+
+
+def s_interlock_restarted() -> HotWorkSite:
+    s = running()
+    s.outputs += s.site.resume(s.now + 3 * SECOND)
+    return s
+
+
 SITUATIONS: dict[str, Callable[[], HotWorkSite]] = {
     "ENVELOPE_UNREADABLE": s_envelope_unreadable,
     "TOPIC_UNKNOWN": s_topic_unknown,
@@ -634,6 +647,8 @@ SITUATIONS: dict[str, Callable[[], HotWorkSite]] = {
     "ENTRANT_LEFT_INSIDE": s_entrant_left_inside,
     "RESET_UNAUTHORISED": s_reset_unauthorised,
     "RESET_REFUSED_CAUSES_PRESENT": s_reset_refused_causes_present,
+    "PLC_UNREACHABLE": s_plc_unreachable,
+    "INTERLOCK_RESTARTED": s_interlock_restarted,
     # reasons a command carries without a fault
     "PERMIT_NOT_ACTIVE": s_permit_not_active,
     "GAS_PRETEST_INCOMPLETE": s_gas_pretest_incomplete,
