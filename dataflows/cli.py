@@ -1,4 +1,4 @@
-"""The `interlock` command: replay recordings, certify firmware, verify evidence chains."""
+"""The `interlock` command: replay recordings, certify firmware, verify evidence chains, run live, and the live stand-ins."""
 
 from __future__ import annotations
 
@@ -125,6 +125,14 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("verify-evidence", help="verify an evidence chain (evidence.jsonl)")
     p.add_argument("file")
     p.set_defaults(run=verify_evidence)
+
+    from dataflows.kafka_io import add_dev_broker_command
+    from dataflows.live import add_run_command
+    from simulators.live_replay import add_simulate_command
+
+    add_run_command(commands)
+    add_dev_broker_command(commands)
+    add_simulate_command(commands)
     return main
 
 

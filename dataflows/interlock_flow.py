@@ -88,9 +88,11 @@ def build_flow(
     config: SiteConfig = DEFAULT_CONFIG,
     clock: str = RECORD_CLOCK,
     route: Callable[[list[Chunk]], Iterable[tuple[str, Chunk]]] = single_shard,
-    logic: type[SiteLogic] = None,
+    logic: Callable[..., SiteLogic] | None = None,
+    extra_source: Source[Chunk] | None = None,
 ) -> Dataflow:
-    """The interlock dataflow from `source` to `sink`; `logic` swaps in a SiteLogic subclass (e.g. an instrumented one)."""
+    """The interlock dataflow from `source` (and `extra_source`, merged in) to `sink`; `logic` swaps in a SiteLogic
+    subclass (e.g. an instrumented one, or the live one)."""
     logic_class = logic or SiteLogic
 
     def build_logic(resume: bytes | None) -> SiteLogic:
@@ -99,6 +101,8 @@ def build_flow(
 
     flow = Dataflow("interlock")
     chunks = op.input("records", flow, source)
+    if extra_source is not None:
+        chunks = op.merge("with_plc_links", chunks, op.input("plc_links", flow, extra_source))
     keyed = op.flat_map_batch("route_to_shards", chunks, route)
     decisions = op.stateful_batch("interlock", keyed, build_logic)
     op.output("send", decisions, sink)
