@@ -129,9 +129,11 @@ def parser() -> argparse.ArgumentParser:
     from dataflows.kafka_io import add_dev_broker_command
     from dataflows.live import add_run_command
     from simulators.live_replay import add_simulate_command
+    from simulators.plc_sim import add_plc_sim_command
 
     add_run_command(commands)
     add_dev_broker_command(commands)
+    add_plc_sim_command(commands)
     add_simulate_command(commands)
     return main
 
