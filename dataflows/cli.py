@@ -63,7 +63,7 @@ def replay(args: argparse.Namespace) -> int:
 
 def verify_evidence(args: argparse.Namespace) -> int:
     """Exit 0 when the chain verifies from its genesis, 1 naming the first broken record."""
-    from interlock.evidence import verify_lines
+    from interlock.evidence import BrokenLink, check_chain
 
     try:
         with open(args.file, "rb") as handle:
@@ -71,10 +71,12 @@ def verify_evidence(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"interlock verify-evidence: cannot read {args.file}: {error}", file=sys.stderr)
         return 2
-    broken = verify_lines(lines)
-    if broken is None:
-        print(f"evidence chain intact: {sum(1 for line in lines if line.strip())} records")
+    checked = check_chain(lines)
+    if not isinstance(checked, BrokenLink):
+        after = f" ({checked.repeats} repeated after restarts, {checked.restarts} restart branches)" if checked.repeats or checked.restarts else ""
+        print(f"evidence chain intact: {checked.entries} records{after}")
         return 0
+    broken = checked
     seq = f" (seq {broken.seq})" if broken.seq is not None else ""
     print(f"evidence chain broken at line {broken.line}{seq}: {broken.problem}")
     return 1

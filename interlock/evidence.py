@@ -63,10 +63,32 @@ class BrokenLink(msgspec.Struct, frozen=True):
 _ANY = msgspec.json.Decoder()
 
 
+class ChainCheck(msgspec.Struct, frozen=True):
+    """What a verified chain held: its entries, the repeats skipped, and the restarts it branched at."""
+
+    entries: int
+    repeats: int
+    restarts: int
+
+
 def verify_lines(lines: list[bytes]) -> BrokenLink | None:
     """Check a whole chain from the genesis; returns the first broken entry, or None when every link holds."""
-    prev = GENESIS
-    expected_seq = 1
+    checked = check_chain(lines)
+    return checked if isinstance(checked, BrokenLink) else None
+
+
+def check_chain(lines: list[bytes]) -> BrokenLink | ChainCheck:
+    """Check a chain from the genesis as a live interlock writes it across restarts.
+
+    Each entry's hash must match its content, and its `prev` the hash of the entry before it. After a restart from a
+    snapshot, the interlock re-sends the entries decided after the snapshot (the same entries: skipped as repeats)
+    and may then continue from an earlier entry than the last one sent (a restart branch: an entry whose `prev` is the
+    hash of an earlier entry with the sequence number before it). Anything else (an edited, inserted or missing entry)
+    breaks the chain.
+    """
+    hash_at: dict[int, str] = {0: GENESIS}
+    last_seq = 0
+    repeats = restarts = entries = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -77,13 +99,23 @@ def verify_lines(lines: list[bytes]) -> BrokenLink | None:
         if not isinstance(entry, dict) or not {"seq", "type", "record", "prev", "hash"} <= entry.keys():
             return BrokenLink(number, None, "not an evidence entry: needs seq, type, record, prev and hash")
         seq = entry["seq"]
-        if seq != expected_seq:
-            return BrokenLink(number, seq, f"sequence number {seq} where {expected_seq} was expected (a record missing or inserted)")
-        if entry["prev"] != prev:
-            return BrokenLink(number, seq, "prev does not match the hash of the entry before it")
+        if not isinstance(seq, int) or seq < 1:
+            return BrokenLink(number, None, f"sequence number {seq!r} is not a positive integer")
         digest = entry_hash(seq, entry["type"], entry["record"], entry["prev"])
         if digest != entry["hash"]:
             return BrokenLink(number, seq, f"hash does not match the entry's content (recomputed {digest[:16]}...)")
-        prev = digest
-        expected_seq += 1
-    return None
+        if seq <= last_seq and hash_at.get(seq) == digest:
+            repeats += 1
+            continue
+        if seq > last_seq + 1:
+            return BrokenLink(number, seq, f"sequence number {seq} where {last_seq + 1} was expected (a record missing or inserted)")
+        if entry["prev"] != hash_at.get(seq - 1):
+            return BrokenLink(number, seq, "prev does not match the hash of the entry before it")
+        if seq <= last_seq:
+            restarts += 1
+            for later in range(seq, last_seq + 1):
+                hash_at.pop(later, None)
+        hash_at[seq] = digest
+        last_seq = seq
+        entries += 1
+    return ChainCheck(entries, repeats, restarts)

@@ -743,3 +743,28 @@ def test_an_edited_evidence_entry_breaks_the_chain():
     chain[0] = chain[0].replace(b"HW-1", b"HW-2")
     broken = verify_lines(chain)
     assert broken is not None and broken.line == 1
+
+
+def test_entries_resent_after_a_restart_are_skipped_as_repeats():
+    chain = [o.value for o in tripped().outputs if o.topic == EVIDENCE]
+    resent = chain[:3] + chain[1:3] + chain[3:]
+    assert verify_lines(resent) is None
+
+
+def test_a_chain_that_continues_from_an_earlier_entry_after_a_restart_verifies_as_a_branch():
+    from interlock.evidence import EvidenceChain, check_chain
+
+    chain = EvidenceChain()
+    lines = [chain.append("fault", {"n": n}) for n in range(4)]
+    restored = EvidenceChain()
+    replayed = [restored.append("fault", {"n": n}) for n in range(2)]
+    assert replayed == lines[:2]
+    branch = [restored.append("command", {"after": "restart"})]
+    checked = check_chain(lines + branch)
+    assert (checked.entries, checked.repeats, checked.restarts) == (5, 0, 1)
+
+
+def test_an_entry_inserted_in_the_middle_still_breaks_the_chain():
+    chain = [o.value for o in tripped().outputs if o.topic == EVIDENCE]
+    forged = chain[:2] + [chain[0].replace(b'"seq":1', b'"seq":3')] + chain[2:]
+    assert verify_lines(forged) is not None
