@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from array import array
+from typing import Any
+
 import msgspec
 
 from schemas.payloads import ZoneRow
@@ -19,12 +23,20 @@ class Area(msgspec.Struct, frozen=True, gc=False):
     z_min: float | None = None
     z_max: float | None = None
     rectangle: bool = False
+    box: Any = None
+    """x_min, x_max, y_min, y_max, z_min, z_max (-inf/inf: any height) packed in one array: one cache line to read on a
+    large site, where six float objects would be six."""
+
+    def __post_init__(self) -> None:
+        if self.box is None:
+            z_min = -math.inf if self.z_min is None else self.z_min
+            z_max = math.inf if self.z_max is None else self.z_max
+            msgspec.structs.force_setattr(self, "box", array("d", (self.x_min, self.x_max, self.y_min, self.y_max, z_min, z_max)))
 
     def contains(self, x: float, y: float, z: float) -> bool:
         """Even-odd ray casting (a box test for axis-aligned rectangles); points on the boundary may fall either way."""
-        if not (self.x_min <= x <= self.x_max and self.y_min <= y <= self.y_max):
-            return False
-        if self.z_min is not None and not (self.z_min <= z <= self.z_max):
+        box = self.box
+        if not (box[0] <= x <= box[1] and box[2] <= y <= box[3] and box[4] <= z <= box[5]):
             return False
         if self.rectangle:
             return True
