@@ -35,6 +35,9 @@ class DeviceState(TagPlace, gc=False):
     vendor_schema: str | None = None
     worker: str | None = None
     feeds: list | None = None
+    served: list[str] | None = None
+    """For a harness or a PLC: the permits its readings re-decide (cached like `feeds`; None until needed and whenever a
+    permit row or a PLC row may have changed them)."""
     is_tag: bool = False
     """Registered in the CMDB as a UWB tag."""
     guarding: list[str] | tuple[()] = ()

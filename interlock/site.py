@@ -327,6 +327,21 @@ class Site:
             permits += index.person.get(worker, [])
         return list(dict.fromkeys(permits))
 
+    def _served(self, state: DeviceState) -> list[str]:
+        """The permits a harness's or a PLC's readings re-decide, cached on its state."""
+        served = state.served
+        if served is None:
+            device = state.tag
+            served = state.served = (
+                self._plc_permits(device) if state.family == "plc" else list(self.index.harness.get(device, ()))
+            )
+        return served
+
+    def _forget_served(self, devices: Iterable[str]) -> None:
+        for device in devices:
+            if (state := self.device_state.get(device)) is not None:
+                state.feeds = state.served = None
+
     def _plc_permits(self, plc: str) -> list[str]:
         """Permits whose isolations or ventilation are confirmed by this PLC."""
         row = self.devices.get(plc)
@@ -465,12 +480,12 @@ class Site:
         track = state.track
         if track is None:
             self.harness[sample.device] = state.track = new_track(now, sample.height_mm, sample.tied, self.config)
-            return self._active(self.index.harness.get(sample.device, ()))
+            return self._active(self._served(state))
         config = self.config
         unchanged = track.untied_since is None and now - track.last_ts <= config.harness_stale_ms
         track.observe(now, sample.height_mm, sample.tied, config)
         # Tied off (or below the height) before and after: enabled permits need no new decision.
-        return self._decide_unless_enabled(self.index.harness.get(sample.device, ()), unchanged and track.untied_since is None)
+        return self._decide_unless_enabled(self._served(state), unchanged and track.untied_since is None)
 
     def _on_plc(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         state, device_state = self._trusted_reading(record, source, now, "plc", "plc")
@@ -479,14 +494,14 @@ class Site:
         view = device_state.track
         if view is None:
             self.plc[state.device] = device_state.track = PlcView(now, dict(state.tags))
-            return self._active(self._plc_permits(state.device))
+            return self._active(self._served(device_state))
         tags = view.tags
         unchanged = now - view.ts <= self.config.plc_state_max_age_ms and all(
             tags.get(name) is value for name, value in state.tags.items()
         )
         view.ts = now
         tags.update(state.tags)
-        return self._decide_unless_enabled(self._plc_permits(state.device), unchanged)
+        return self._decide_unless_enabled(self._served(device_state), unchanged)
 
     def _on_plc_link(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         try:
@@ -641,6 +656,8 @@ class Site:
         self._unindex_device(old)
         if new is not None:
             self._index_device(new)
+        if (old is not None and old.family == "plc") or (new is not None and new.family == "plc"):
+            self._forget_served(list(self.plc))  # only PLCs that have reported have a cache
         after = self._row_permits(new) if new is not None else []
         for pid in dict.fromkeys(before + after):
             self._refresh_guardian(self.permits[pid])
@@ -690,9 +707,13 @@ class Site:
             runtime.guardian_seen = None
         runtime.row = row
         runtime.gas = {device: runtime.gas.get(device) or GasTrack() for device in row.detectors}
-        for device in (*previous.detectors, *row.detectors) if previous is not None else row.detectors:
-            if (state := self.device_state.get(device)) is not None:
-                state.feeds = None
+        rows = (previous, row) if previous is not None else (row,)
+        equipment_plc = self.equipment_plc
+        self._forget_served(
+            device for r in rows
+            for device in (*r.detectors, *r.harnesses, *(equipment_plc.get(item) for item in (*r.isolations, *r.ventilation)))
+            if device is not None
+        )
         self.index.replace(row.permit, previous, row)
         for guardian in {row.guardian, previous.guardian} if previous is not None else (row.guardian,):
             self._refresh_guarding(guardian)
