@@ -98,6 +98,9 @@ class LiveSiteLogic(SiteLogic):
 
     def on_batch(self, chunks: list[Chunk]) -> tuple[Iterable[list[Output]], bool]:
         consumed_at = time.time()
+        if len(chunks) > 1:
+            # Chunks of different partitions delivered together are decided in record time order.
+            chunks = [sorted((record for chunk in chunks for record in chunk), key=_record_ts)]
         if self.links is not None:
             for chunk in chunks:
                 for record in chunk:
@@ -127,6 +130,10 @@ class LiveSiteLogic(SiteLogic):
             return  # the Site raises TABLE_ROW_INVALID for it
         if row.family == "plc":
             self.links.update_row(row)
+
+
+def _record_ts(record: Record) -> int:
+    return record.ts
 
 
 def command_to_plcs(links: PlcLinks) -> Callable[[Output], None]:
