@@ -52,6 +52,12 @@ def replay(args: argparse.Namespace) -> int:
         print(HEADER)
         for line in lines:
             print(line)
+    if args.report:
+        from dataflows.replay_report import read_outputs, write_report
+
+        title = "standard input" if args.recording == "-" else os.path.basename(args.recording)
+        write_report(records, read_outputs(args.out), args.report, title=title, config=config)
+        print(f"report written to {args.report}", file=sys.stderr)
     rate = len(records) / elapsed if elapsed > 0 else float("inf")
     print(
         f"replayed {len(records)} records in {elapsed:.2f} s ({rate:,.0f} records/s; reading {read_seconds:.2f} s); "
@@ -114,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for commands.jsonl, faults.jsonl and evidence.jsonl")
     p.add_argument("--config", help="site settings (TOML); see docs/config.md")
     p.add_argument("--quiet", action="store_true", help="no timeline, no progress bar")
+    p.add_argument("--report", metavar="FILE.html", help="also write a self-contained HTML report (docs/reports.md)")
     p.set_defaults(run=replay)
 
     p = commands.add_parser("certify", help="check sample payloads of a new firmware before approving it")
