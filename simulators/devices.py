@@ -35,6 +35,7 @@ NOISE_STEP = {"o2": 0.1, "lel": 0.1, "h2s": 0.1, "co": 1.0}
 O2_LOW, O2_HIGH, LEL_HIGH, H2S_HIGH, CO_HIGH = 19.5, 23.5, 10.0, 10.0, 35.0
 ALARM_SENSOR_FAULT = 1 << 7
 BATTERY_DRAIN_MS = 600_000
+HOUR_MS = 3_600_000
 POSITION_JITTER_M = 0.05
 HEIGHT_JITTER_M = 0.02
 
@@ -90,9 +91,19 @@ def alarm_mask(readings: dict[str, float | None]) -> int:
     return mask
 
 
-def gd4_payload(detector: Detector, device_ts: int, rng: random.Random) -> Gd4v2 | Gd4v3:
-    """The reading a GD-4 sends now, in the shape of the firmware it is actually running."""
-    readings = read_channels(detector, rng)
+def gd4_payload(
+    detector: Detector,
+    device_ts: int,
+    rng: random.Random,
+    readings: dict[str, float | None] | None = None,
+    st: str | None = None,
+) -> Gd4v2 | Gd4v3:
+    """The reading a GD-4 sends now, in the shape of the firmware it is actually running.
+
+    `readings` and `st` come from the detector's behaviour when it has one; otherwise the plain noisy levels and
+    the detector's own status are sent.
+    """
+    readings = read_channels(detector, rng) if readings is None else readings
     major = firmware_major(detector.firmware)
     seq = detector.seq
     detector.seq = next_seq(seq)
@@ -106,7 +117,7 @@ def gd4_payload(detector: Detector, device_ts: int, rng: random.Random) -> Gd4v2
             device_ts,
             seq,
             Gd4v3Readings(**readings),
-            detector.st,
+            detector.st if st is None else st,
             detector.bump,
         )
     raise ValueError(f"{detector.dev}: no GD-4 payload shape for firmware {detector.firmware}")
@@ -116,7 +127,7 @@ def gd4_payload(detector: Detector, device_ts: int, rng: random.Random) -> Gd4v2
 
 
 class Harness(Struct):
-    """An SH-2 as worn: running firmware, height above grade, hooks (0/1 each) and battery at start."""
+    """An SH-2 as worn: running firmware, height above grade, hooks (0/1 each), battery at start and its drain (%/h)."""
 
     dev: str
     firmware: str
@@ -124,11 +135,14 @@ class Harness(Struct):
     hooks: list[int]
     bat: int
     seq: int
+    drain: float | None = None
 
 
 def battery_at(harness: Harness, elapsed_ms: int) -> int:
-    """Battery %, draining one point every ten minutes of site time."""
-    return max(0, harness.bat - elapsed_ms // BATTERY_DRAIN_MS)
+    """Battery %, draining one point every ten minutes of site time, or `drain` points an hour when set."""
+    if harness.drain is None:
+        return max(0, harness.bat - elapsed_ms // BATTERY_DRAIN_MS)
+    return max(0, harness.bat - math.floor(harness.drain * elapsed_ms / HOUR_MS))
 
 
 def sh2_payload(harness: Harness, device_ts: int, elapsed_ms: int, rng: random.Random) -> Sh2v1 | Sh2v2:

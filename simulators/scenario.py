@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct, field
 
+from simulators.detector_behaviour import DetectorBehaviour, power, sensed_readings, stick
+from simulators.detector_behaviour import status as detector_status
 from simulators.devices import (
     CHANNELS,
     Detector,
@@ -27,6 +29,7 @@ from simulators.devices import (
     Plc,
     Point,
     anchorline_fix,
+    battery_at,
     firmware_major,
     gd4_payload,
     plc_payload,
@@ -36,6 +39,21 @@ from simulators.devices import (
     standing,
     walk_to,
 )
+from simulators.gas_physics import (
+    GASES,
+    INERT_GASES,
+    GasSource,
+    Sludge,
+    ZoneAir,
+    add_sludge,
+    add_source,
+    advance,
+    outside_air,
+    release,
+    volume_flow,
+    zone_air,
+)
+from simulators.harness_behaviour import HarnessHabits, height_of_wearer, hooks_while_moving, reclip_delay_ms
 from simulators.payloads import (
     DetectorStatus,
     DeviceRow,
@@ -43,17 +61,22 @@ from simulators.payloads import (
     PermitRow,
     PermitState,
     PermitType,
+    QubitFix,
     Signatures,
     WorkerRow,
     ZoneRow,
     payload_text,
 )
 from simulators.recording import Record
+from simulators.tag_behaviour import TagBehaviour, anchorline_observed, observed_fix, qubit_observed
 
 AwareDatetime = Annotated[datetime.datetime, Meta(tz=True)]
 Place = str | Point
 Channel = Literal["o2", "lel", "h2s", "co"]
 Hook = Literal[0, 1]
+NonNegative = Annotated[float, Meta(ge=0)]
+Positive = Annotated[float, Meta(gt=0)]
+Probability = Annotated[float, Meta(ge=0, le=1)]
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 GAS_SHAPES = {2, 3}
@@ -89,46 +112,127 @@ class Permit(Struct, forbid_unknown_fields=True):
     rev: int = 1
 
 
-class GasSim(Struct, forbid_unknown_fields=True):
-    """How a GD-4 reads: gas levels around it, status, last bump test (s from start), first seq, faults."""
+class ChannelSigma(Struct, forbid_unknown_fields=True):
+    """A noise σ per GD-4 channel, in the channel's unit; a channel left out has none."""
 
-    o2: float = 20.9
+    o2: NonNegative = 0.0
+    lel: NonNegative = 0.0
+    h2s: NonNegative = 0.0
+    co: NonNegative = 0.0
+
+
+class ChannelDrift(Struct, forbid_unknown_fields=True):
+    """A drift per GD-4 channel, in the channel's unit per hour (either sign); a channel left out does not drift."""
+
+    o2: float = 0.0
     lel: float = 0.0
     h2s: float = 0.0
     co: float = 0.0
+
+
+GAS_LEVEL_DEFAULTS = {"o2": 20.9, "lel": 0.0, "h2s": 0.0, "co": 0.0}
+
+
+class GasSim(Struct, forbid_unknown_fields=True):
+    """How a GD-4 reads: gas levels around it (default fresh air; a detector in a zone with `[air]` reads that air
+    instead), status, last bump test (s from start), first seq, faults; and, when asked, Gaussian noise, drift,
+    warm-up, when it was switched on, and channels stuck at a value."""
+
+    o2: float | None = None
+    lel: float | None = None
+    h2s: float | None = None
+    co: float | None = None
     st: DetectorStatus = "ok"
     bump: float = -3 * 3600.0
     seq: int | None = None
     fault: list[Channel] = []
     running: str | None = None
+    noise: ChannelSigma | None = None
+    drift: ChannelDrift | None = None
+    warmup: NonNegative = 0.0
+    on: float | None = None
+    stuck: list[Channel] = []
+
+    def level(self, channel: str) -> float:
+        """The level written for a channel, or fresh air's."""
+        value = getattr(self, channel)
+        return GAS_LEVEL_DEFAULTS[channel] if value is None else value
+
+    def asks_for_behaviour(self) -> bool:
+        """Whether the section sets any of noise, drift, warm-up, switch-on time or stuck channels."""
+        return (self.noise is not None or self.drift is not None or self.warmup > 0 or self.on is not None
+                or bool(self.stuck))
 
 
 class HarnessSim(Struct, forbid_unknown_fields=True):
-    """How an SH-2 is worn: height above grade (m), hooks (0/1 each), battery %, first seq."""
+    """How an SH-2 is worn: height above grade (m), hooks (0/1 each), battery %, first seq; and, when asked, height
+    following the wearer's tag (z − `tag_height`), clipping habits (`unclip`, `reclip`) and battery drain (%/h)."""
 
     h: float = 0.0
     hooks: list[Hook] = field(default_factory=lambda: [1, 1])
     bat: Annotated[int, Meta(ge=0, le=100)] = 90
     seq: int | None = None
     running: str | None = None
+    follow: bool = False
+    tag_height: NonNegative = 1.1
+    unclip: Probability | None = None
+    reclip: NonNegative = 5.0
+    drain: NonNegative | None = None
 
 
 class PlcSim(Struct, forbid_unknown_fields=True):
-    """The signals a PLC gateway reports, with their values at the start, and its first seq."""
+    """The signals a PLC gateway reports, with their values at the start, and its first seq; `schedule` gives the
+    intervals (s from start) in which a signal is true, `worked_by` a worker whose work keeps a signal true."""
 
     tags: dict[str, bool] = {}
     seq: int | None = None
+    schedule: dict[str, list[tuple[float, float]]] = {}
+    worked_by: dict[str, str] = {}
+
+
+class TagSim(Struct, forbid_unknown_fields=True):
+    """How a UWB tag's fixes err: Gaussian noise σ (m) across and in height (default σ/2), chance per fix of a
+    multipath outlier and its typical jump (m), chance per fix that a dropout starts and how long it lasts (s)."""
+
+    sigma: NonNegative = 0.15
+    sigma_z: NonNegative | None = None
+    multipath: Probability = 0.0
+    multipath_m: NonNegative = 3.0
+    dropout: Probability = 0.0
+    dropout_s: Positive = 1.0
+
+
+class OutsideAir(Struct, forbid_unknown_fields=True):
+    """The air ventilation brings in, in a detector's units: O2 %vol, H2S and CO ppm."""
+
+    o2: Annotated[float, Meta(ge=0, le=100)] = 20.9
+    h2s: NonNegative = 0.0
+    co: NonNegative = 0.0
+
+
+class AirSim(Struct, forbid_unknown_fields=True):
+    """A zone's air as one well-mixed volume (m³) with ventilation in air changes per hour: `ach` while its `fan`
+    runs (or always, with no fan), `ach_off` while the fan is stopped; temperature (°C) and outside air."""
+
+    volume: Positive
+    ach: NonNegative
+    ach_off: NonNegative = 0.0
+    fan: str | None = None
+    temperature: Annotated[float, Meta(ge=-50, le=80)] = 20.0
+    outside: OutsideAir = field(default_factory=OutsideAir)
 
 
 class Rtls(Struct, forbid_unknown_fields=True):
     """The Qubit gateway's id (the key of its messages) and how many tags it puts in one message.
 
     `qubit_tags` puts Qubit tags on other gateways (tag id -> gateway id); unlisted tags use `qubit_gateway`.
+    `fixes` gives every tag's fix errors unless its `[uwb.<tag>]` section gives its own.
     """
 
     qubit_gateway: str = "QGW-01"
     qubit_batch: Annotated[int, Meta(ge=1)] = 4
     qubit_tags: dict[str, str] = {}
+    fixes: TagSim | None = None
 
 
 class Tables(Struct, forbid_unknown_fields=True):
@@ -217,6 +321,108 @@ class SetGas(Event, tag="gas"):
     st: DetectorStatus | None = None
     bump: float | None = None
     fault: list[Channel] | None = None
+    stuck: list[Channel] | None = None
+
+
+class GasFlow(Event):
+    """Pure gas flowing into a zone's air from `at` until `until` (s; default: to the end), and only while the PLC
+    signal `while_on` (e.g. "PUMP-4.running") is true if one is named. Exactly one rate: kg_h, g_h, l_min, m3_h."""
+
+    zone: str
+    gas: str
+    kg_h: NonNegative | None = None
+    g_h: NonNegative | None = None
+    l_min: NonNegative | None = None
+    m3_h: NonNegative | None = None
+    until: float | None = None
+    while_on: str | None = None
+
+
+class Leak(GasFlow, tag="leak"):
+    """A leak of a gas; for a liquid (hexane, benzene, toluene) the rate is its pool's evaporation at 20 °C, scaled
+    to the zone's temperature."""
+
+
+class Purge(GasFlow, tag="purge"):
+    """An inert gas (nitrogen by default) blown in, displacing the air and its oxygen."""
+
+    gas: str = "nitrogen"
+
+
+class Exhaust(GasFlow, tag="exhaust"):
+    """Combustion gas (carbon monoxide by default) from an engine or hot work, usually `while_on` its equipment."""
+
+    gas: str = "carbon_monoxide"
+
+
+class Release(Event, tag="release"):
+    """A sudden release of `kg` (or `m3` at the zone's temperature) of a gas into a zone's air."""
+
+    zone: str
+    gas: str
+    kg: Positive | None = None
+    m3: Positive | None = None
+
+
+class DisturbSludge(Event, tag="sludge"):
+    """Work disturbs sludge holding `h2s_g` grams of H2S, released first-order with time constant `tau` (s), from
+    `at` until `until` and while `while_on` if named."""
+
+    zone: str
+    h2s_g: Positive
+    tau: Positive = 300.0
+    until: float | None = None
+    while_on: str | None = None
+
+
+class SetVentilation(Event, tag="ventilation"):
+    """A zone's ventilation changes: `ach` (while its fan runs, or always) and/or `ach_off`; a failure and a restart."""
+
+    zone: str
+    ach: NonNegative | None = None
+    ach_off: NonNegative | None = None
+
+
+class FailSignal(Event, tag="fail"):
+    """A PLC signal fails false (a fan trips, an isolation is lost) until `until` (s; default: to the end), whatever
+    schedules, work or `plc` events ask; then it returns to what they ask."""
+
+    plc: str
+    tag: str
+    until: float | None = None
+
+
+class PowerDetector(Event, tag="power"):
+    """A detector is switched off (it stops reporting) or on (it restarts: seq from 0, then warms up)."""
+
+    device: str
+    on: bool
+
+
+class BumpTest(Event, tag="bump"):
+    """A bump test: the detector reads the test gas for `duration` s, then (if `passed`) its bump time is the end."""
+
+    device: str
+    duration: NonNegative = 0.0
+    passed: bool = True
+
+
+class Waypoint(Struct, forbid_unknown_fields=True):
+    """A stop on a worker's path: where (point name or [x, y, z]), how long they stay (s), the speed of the walk
+    there (m/s; default the path's) and whether they work while they stay."""
+
+    to: Place
+    dwell: NonNegative = 0.0
+    speed: Positive | None = None
+    work: bool = False
+
+
+class WalkPath(Event, tag="path"):
+    """A worker walks from where they are through the waypoints in order, at `speed` m/s unless a waypoint says."""
+
+    worker: str
+    waypoints: list[Waypoint]
+    speed: Positive = 1.2
 
 
 TimelineEvent = (
@@ -229,6 +435,16 @@ TimelineEvent = (
     | SetPlcSignal
     | SetHarness
     | SetGas
+    | Leak
+    | Purge
+    | Exhaust
+    | Release
+    | DisturbSludge
+    | SetVentilation
+    | FailSignal
+    | PowerDetector
+    | BumpTest
+    | WalkPath
 )
 
 
@@ -251,6 +467,8 @@ class Scenario(Struct, forbid_unknown_fields=True):
     gas: dict[str, GasSim] = {}
     harness: dict[str, HarnessSim] = {}
     plc: dict[str, PlcSim] = {}
+    air: dict[str, AirSim] = {}
+    uwb: dict[str, TagSim] = {}
     timeline: list[TimelineEvent] = []
 
 
@@ -361,7 +579,96 @@ def position_problems(scenario: Scenario) -> list[str]:
     worn = set(wearers.values())
     problems += [f"worker {w} has a position but wears no tag" for w in scenario.positions if w not in worn]
     places = list(scenario.positions.values()) + [e.to for e in scenario.timeline if isinstance(e, MoveWorker)]
+    places += [w.to for e in scenario.timeline if isinstance(e, WalkPath) for w in e.waypoints]
     problems += [f"no point named {p!r}" for p in places if isinstance(p, str) and p not in scenario.points]
+    return problems
+
+
+def signal_owners(scenario: Scenario) -> dict[str, list[str]]:
+    """Which PLCs report each `<equipment>.<signal>`, by signal."""
+    owners: dict[str, list[str]] = {}
+    for plc in devices_of(scenario, "plc"):
+        for tag in plc_sim(scenario, plc).tags:
+            owners.setdefault(tag, []).append(plc)
+    return owners
+
+
+def signal_problem(scenario: Scenario, where: str, signal: str) -> list[str]:
+    """A complaint unless exactly one PLC reports `signal`."""
+    owners = signal_owners(scenario).get(signal, [])
+    if not owners:
+        return [f"{where}: no PLC reports {signal!r}; add it to a [plc.<id>] tags table"]
+    if len(owners) > 1:
+        return [f"{where}: {signal!r} is reported by {', '.join(owners)}; rename it on all but one"]
+    return []
+
+
+def air_problems(scenario: Scenario) -> list[str]:
+    """`[air.<zone>]` sections naming unknown zones or fans no PLC runs; detectors in such a zone given levels."""
+    zones = {z.zone for z in scenario.zones}
+    problems = [f"[air.{z}] names no zone" for z in scenario.air if z not in zones]
+    for zone, air in scenario.air.items():
+        if air.fan is not None:
+            problems += signal_problem(scenario, f"[air.{zone}] fan", f"{air.fan}.running")
+    for device, row in devices_of(scenario, "gas").items():
+        sim = scenario.gas.get(device)
+        levels = [c for c in CHANNELS if sim is not None and getattr(sim, c) is not None]
+        if row.zone in scenario.air and levels:
+            problems.append(f"[gas.{device}] sets {', '.join(levels)} but the detector reads the air of zone "
+                            f"{row.zone} ([air.{row.zone}]); remove them and add gas with leak/release events")
+    return problems
+
+
+def behaviour_problems(scenario: Scenario) -> list[str]:
+    """`[uwb]` sections naming no tag, following harnesses without a placed wearer, PLC schedules and work links
+    naming signals the PLC does not report or workers without a position."""
+    tags = devices_of(scenario, "uwb_tag")
+    problems = [f"[uwb.{t}] names no uwb_tag device" for t in scenario.uwb if t not in tags]
+    harnesses = devices_of(scenario, "harness")
+    for device, sim in scenario.harness.items():
+        wearer = harnesses[device].worker if device in harnesses else None
+        if (sim.follow or sim.unclip is not None) and wearer not in scenario.positions:
+            problems.append(f"[harness.{device}] follow/unclip need its wearer ({wearer}) placed in [positions]")
+    for plc, sim in scenario.plc.items():
+        for signal, intervals in sim.schedule.items():
+            if signal not in sim.tags:
+                problems.append(f"[plc.{plc}] schedule: {signal!r} is not in its tags")
+            problems += [f"[plc.{plc}] schedule {signal}: interval [{a}, {b}] must run forwards"
+                         for a, b in intervals if not a < b]
+        for signal, worker in sim.worked_by.items():
+            if signal not in sim.tags:
+                problems.append(f"[plc.{plc}] worked_by: {signal!r} is not in its tags")
+            if worker not in scenario.positions:
+                problems.append(f"[plc.{plc}] worked_by {signal}: worker {worker} has no position")
+    return problems
+
+
+def air_event_problems(scenario: Scenario, event: TimelineEvent, where: str) -> list[str]:
+    """What is wrong with an event that changes a zone's air: no `[air]` for the zone, an unknown gas, a rate the
+    physics cannot use, a window that ends before it starts, or an unknown `while_on` signal."""
+    if event.zone not in scenario.air:
+        return [f"{where}: zone {event.zone} has no [air.{event.zone}] section"]
+    problems = []
+    gas = getattr(event, "gas", None)
+    if gas is not None and gas not in GASES:
+        return [f"{where}: unknown gas {gas!r}; use one of {', '.join(sorted(GASES))}"]
+    until = getattr(event, "until", None)
+    if until is not None and until < event.at:
+        problems.append(f"{where}: until {until} s is before at {event.at} s")
+    while_on = getattr(event, "while_on", None)
+    if while_on is not None:
+        problems += signal_problem(scenario, where, while_on)
+    if isinstance(event, Purge) and gas not in INERT_GASES:
+        problems.append(f"{where}: purge gas {gas!r} is not inert; use one of {', '.join(INERT_GASES)} or a leak")
+    try:
+        if isinstance(event, GasFlow):
+            volume_flow(gas, scenario.air[event.zone].temperature,
+                        kg_h=event.kg_h, g_h=event.g_h, l_min=event.l_min, m3_h=event.m3_h)
+        elif isinstance(event, Release):
+            air = scenario.air[event.zone]
+            release(zone_air(event.zone, air.volume, air.ach), gas, event.kg, event.m3)
+    except ValueError as error:
+        problems.append(f"{where}: {error}")
     return problems
 
 
@@ -379,10 +686,29 @@ def event_problems(scenario: Scenario, event: TimelineEvent) -> list[str]:
             return shape_problem(event.device, event.firmware, HARNESS_SHAPES)
         case SetFirmware():
             return [f"{where}: {event.device} is neither a detector nor a harness"]
-        case SetGas() if event.device not in gas:
+        case SetGas() | PowerDetector() | BumpTest() if event.device not in gas:
             return [f"{where}: {event.device} is not a detector"]
+        case SetGas() if gas[event.device].zone in scenario.air and any(getattr(event, c) is not None
+                                                                        for c in CHANNELS):
+            zone = gas[event.device].zone
+            return [f"{where}: {event.device} reads the air of zone {zone}; change that air with leak/release/"
+                    f"purge/ventilation events instead of setting levels"]
         case SetHarness() if event.device not in harness:
             return [f"{where}: {event.device} is not a harness"]
+        case SetHarness() if event.h is not None and (scenario.harness.get(event.device) or HarnessSim()).follow:
+            return [f"{where}: {event.device} follows its wearer's height; move the wearer instead of setting h"]
+        case GasFlow() | Release() | DisturbSludge() | SetVentilation():
+            return air_event_problems(scenario, event, where)
+        case FailSignal() if event.plc not in plcs:
+            return [f"{where}: unknown PLC {event.plc}"]
+        case FailSignal() if event.tag not in plc_sim(scenario, event.plc).tags:
+            return [f"{where}: PLC {event.plc} reports no signal {event.tag}"]
+        case FailSignal() if event.until is not None and event.until < event.at:
+            return [f"{where}: until {event.until} s is before at {event.at} s"]
+        case WalkPath() if event.worker not in scenario.positions:
+            return [f"{where}: worker {event.worker} has no position to walk from"]
+        case WalkPath() if not event.waypoints:
+            return [f"{where}: the path of {event.worker} has no waypoints"]
         case SetPermitState() | SendPermitAction() if event.permit not in permits:
             return [f"{where}: unknown permit {event.permit}"]
         case MoveWorker() if event.worker not in scenario.positions:
@@ -402,6 +728,7 @@ def plc_sim(scenario: Scenario, plc: str) -> PlcSim:
 def validate(scenario: Scenario) -> None:
     """Refuse a scenario that references things it does not define; every problem is listed at once."""
     problems = duplicate_problems(scenario) + section_problems(scenario) + position_problems(scenario)
+    problems += air_problems(scenario) + behaviour_problems(scenario)
     for event in scenario.timeline:
         problems += event_problems(scenario, event)
     if problems:
@@ -414,9 +741,11 @@ GAS_PERIOD_MS = 1000
 HARNESS_PERIOD_MS = 1000
 RTLS_PERIOD_MS = 1000
 PLC_PERIOD_MS = 5000
+AIR_STEP_MS = 1000  # zones' air is integrated in 1 s steps
 RADIO_JITTER_MS = 20  # wireless devices' arrival varies; the wired PLC gateways keep their 5 s exactly
 DEVICE_LAG_MS = 40  # a device's clock reads 0-40 ms before the record's arrival time
-EVENT, TICK = 0, 1  # at the same ms, events apply before devices report
+LONG_AGO_MS = 3_600_000  # a detector switched on before the start was switched on this long before its warm-up
+EVENT, PHYSICS, TICK = 0, 1, 2  # at the same ms, events apply, then the air moves on, then devices report
 
 
 class Agenda:
@@ -453,6 +782,7 @@ class Site:
         self.plcs = {p: self._plc(p) for p in devices_of(scenario, "plc")}
         self.walks = {w: standing(self.point(place)) for w, place in scenario.positions.items()}
         self.wearers = tag_wearers(scenario)
+        self._setup_behaviour()
 
     # state at the start
 
@@ -473,7 +803,7 @@ class Site:
     def _detector(self, row: DeviceRow) -> Detector:
         """A GD-4 as its `[gas.<id>]` section (or the defaults) sets it up."""
         sim = self.scenario.gas.get(row.device) or GasSim()
-        levels = {c: getattr(sim, c) for c in CHANNELS}
+        levels = {c: sim.level(c) for c in CHANNELS}
         bump = self.start + round(sim.bump * 1000)
         seq = self.first_seq(row.device, sim.seq)
         firmware = running_firmware(row, sim.running)
@@ -484,12 +814,70 @@ class Site:
         sim = self.scenario.harness.get(row.device) or HarnessSim()
         firmware = running_firmware(row, sim.running)
         seq = self.first_seq(row.device, sim.seq)
-        return Harness(row.device, firmware, sim.h, list(sim.hooks), sim.bat, seq)
+        return Harness(row.device, firmware, sim.h, list(sim.hooks), sim.bat, seq, sim.drain)
 
     def _plc(self, plc: str) -> Plc:
         """A PLC gateway with the signals of its `[plc.<id>]` section."""
         sim = plc_sim(self.scenario, plc)
         return Plc(plc, dict(sim.tags), self.first_seq(plc, sim.seq))
+
+    def _setup_behaviour(self) -> None:
+        """The state of what a scenario may ask for beyond fixed levels: zones' air, detector, tag and harness
+        behaviour, signals driven by schedules, failures and work, and workers' paths. Empty when not asked for."""
+        scenario = self.scenario
+        self.air = {zone: self._zone_air(zone, sim) for zone, sim in scenario.air.items()}
+        gas_rows = devices_of(scenario, "gas")
+        self.detector_air = {d: self.air[row.zone] for d, row in gas_rows.items() if row.zone in self.air}
+        asked = {e.device for e in scenario.timeline
+                 if isinstance(e, PowerDetector | BumpTest) or (isinstance(e, SetGas) and e.stuck is not None)}
+        self.detector_behaviour = {
+            d: self._detector_behaviour(scenario.gas.get(d) or GasSim())
+            for d in gas_rows
+            if d in asked or (d in scenario.gas and scenario.gas[d].asks_for_behaviour())
+        }
+        tags = devices_of(scenario, "uwb_tag")
+        self.tag_behaviour = {t: self._tag_behaviour(sim) for t in tags
+                              if (sim := scenario.uwb.get(t) or scenario.rtls.fixes) is not None}
+        harness_rows = devices_of(scenario, "harness")
+        self.harness_follow = {d: (harness_rows[d].worker, sim.tag_height)
+                               for d, sim in scenario.harness.items() if sim.follow and d in harness_rows}
+        self.harness_habits = {d: HarnessHabits(sim.unclip, sim.reclip)
+                               for d, sim in scenario.harness.items() if sim.unclip is not None and d in harness_rows}
+        self.habit_harnesses: dict[str, list[str]] = {}
+        for device in self.harness_habits:
+            self.habit_harnesses.setdefault(harness_rows[device].worker, []).append(device)
+        self.signal_plc = {tag: plc for plc in self.plcs.values() for tag in plc.tags}
+        self.demand = {(p, tag): value for p, plc in self.plcs.items() for tag, value in plc.tags.items()}
+        self.failed_until: dict[tuple[str, str], int] = {}
+        self.work_signals: dict[str, list[tuple[str, str]]] = {}
+        for plc, sim in scenario.plc.items():
+            for tag, worker in sim.worked_by.items():
+                self.work_signals.setdefault(worker, []).append((plc, tag))
+        self.itinerary = {worker: 0 for worker in scenario.positions}
+        self.working: set[str] = set()
+
+    def _zone_air(self, zone: str, sim: AirSim) -> ZoneAir:
+        """A zone's air as its `[air.<zone>]` section sets it up, full of outside air."""
+        fan = None if sim.fan is None else f"{sim.fan}.running"
+        outside = outside_air(sim.outside.o2, sim.outside.h2s, sim.outside.co)
+        return zone_air(zone, sim.volume, sim.ach, ach_off=sim.ach_off, fan=fan, temperature=sim.temperature,
+                        outside=outside)
+
+    def _detector_behaviour(self, sim: GasSim) -> DetectorBehaviour:
+        """Noise, drift, warm-up and stuck channels as the detector's section asks; switched on long ago unless `on`."""
+        warmup = round(sim.warmup * 1000)
+        powered_at = self.start - warmup - LONG_AGO_MS if sim.on is None else self.ms(sim.on)
+        noise = None if sim.noise is None else msgspec.structs.asdict(sim.noise)
+        drift = {} if sim.drift is None else msgspec.structs.asdict(sim.drift)
+        powered = sim.on is None or sim.on <= 0
+        stuck: dict[str, float | None] = {c: None for c in sim.stuck}
+        return DetectorBehaviour(noise, drift, warmup, powered_at, powered, self.start, stuck)
+
+    def _tag_behaviour(self, sim: TagSim) -> TagBehaviour:
+        """A tag's fix errors; height noise is half the horizontal unless given, a dropout lasts whole 1 s fixes."""
+        sigma_z = sim.sigma / 2 if sim.sigma_z is None else sim.sigma_z
+        fixes = max(1, round(sim.dropout_s * 1000 / RTLS_PERIOD_MS))
+        return TagBehaviour(sim.sigma, sigma_z, sim.multipath, sim.multipath_m, sim.dropout, fixes)
 
     # sending
 
@@ -507,6 +895,11 @@ class Site:
         return self.start + round(seconds * 1000)
 
     # scheduling
+
+    def later(self, ms: int, action: Callable[[int], None]) -> None:
+        """Run `action` at `ms` as an event, unless that is after the scenario ends."""
+        if ms < self.end:
+            self.agenda.at(ms, EVENT, action)
 
     def every(self, name: str, period: int, jitter: int, report: Callable[[int, random.Random], None]) -> None:
         """Have `report` run every `period` ms from a random phase until the end, arriving 0..jitter ms late."""
@@ -562,14 +955,58 @@ class Site:
         for event in self.scenario.timeline:
             self.agenda.at(self.ms(event.at), EVENT, partial(self.apply, event))
 
+    def schedule_equipment(self) -> None:
+        """Signals' schedules (true inside each interval) and detectors switched on after the start."""
+        for plc, sim in self.scenario.plc.items():
+            for tag, intervals in sim.schedule.items():
+                for begin, stop in intervals:
+                    for seconds, value in ((begin, True), (stop, False)):
+                        if 0 <= seconds <= self.scenario.duration:
+                            self.later(self.ms(seconds), partial(self.drive_signal, plc, tag, value))
+        for device, sim in self.scenario.gas.items():
+            if device in self.detector_behaviour and sim.on is not None and sim.on > 0:
+                self.later(self.ms(sim.on), partial(self.switch_detector, device, True, False))
+
+    def schedule_air(self) -> None:
+        """Integrate every zone's air once a second, from the start to the end."""
+        if self.air:
+            self.agenda.at(self.start + AIR_STEP_MS, PHYSICS, self.step_air)
+
+    def step_air(self, ms: int) -> None:
+        """One 1 s step of every zone's air, then the next."""
+        for air in self.air.values():
+            advance(air, ms, self.signal, AIR_STEP_MS / 1000)
+        if ms + AIR_STEP_MS < self.end:
+            self.agenda.at(ms + AIR_STEP_MS, PHYSICS, self.step_air)
+
+    def signal(self, name: str) -> bool:
+        """The value a PLC reports now for `<equipment>.<signal>`."""
+        return self.signal_plc[name].tags[name]
+
     # reports
 
     def report_gas(self, detector: Detector, ts: int, rng: random.Random) -> None:
-        """A GD-4 reading."""
-        self.send("gas.readings", detector.dev, ts, gd4_payload(detector, self.device_clock(ts, rng), rng))
+        """A GD-4 reading: of the zone's air when the zone has `[air]`, through its behaviour when it has one."""
+        air = self.detector_air.get(detector.dev)
+        if air is not None:
+            detector.levels = air.levels
+        behaviour = self.detector_behaviour.get(detector.dev)
+        if behaviour is None:
+            self.send("gas.readings", detector.dev, ts, gd4_payload(detector, self.device_clock(ts, rng), rng))
+        elif behaviour.powered:
+            clock = self.device_clock(ts, rng)
+            readings = sensed_readings(detector.levels, detector.fault, behaviour, clock, rng)
+            payload = gd4_payload(detector, clock, rng, readings, detector_status(detector.st, behaviour, clock))
+            self.send("gas.readings", detector.dev, ts, payload)
 
     def report_harness(self, harness: Harness, ts: int, rng: random.Random) -> None:
-        """An SH-2 report."""
+        """An SH-2 report; a following harness takes its wearer's height, a flat one (with `drain` set) is silent."""
+        follow = self.harness_follow.get(harness.dev)
+        if follow is not None:
+            worker, tag_height = follow
+            harness.h = height_of_wearer(position_at(self.walks[worker], ts)[2], tag_height)
+        if harness.drain is not None and battery_at(harness, ts - self.start) == 0:
+            return
         payload = sh2_payload(harness, self.device_clock(ts, rng), ts - self.start, rng)
         self.send("harness.status", harness.dev, ts, payload)
 
@@ -578,17 +1015,33 @@ class Site:
         return position_at(self.walks[self.wearers[tag]], ts)
 
     def report_anchorline(self, tag: str, ts: int, rng: random.Random) -> None:
-        """One Anchorline tag update, keyed by the tag."""
-        fix = anchorline_fix(tag, self.tag_position(tag, ts), self.device_clock(ts, rng), rng)
-        self.send("rtls.position", tag, ts, fix)
+        """One Anchorline tag update, keyed by the tag; a tag with fix errors may send an outlier or nothing."""
+        point = self.tag_position(tag, ts)
+        clock = self.device_clock(ts, rng)
+        behaviour = self.tag_behaviour.get(tag)
+        if behaviour is None:
+            fix = anchorline_fix(tag, point, clock, rng)
+        else:
+            fix = anchorline_observed(tag, observed_fix(point, behaviour, self.rng(tag)), clock)
+        if fix is not None:
+            self.send("rtls.position", tag, ts, fix)
 
     def report_qubit(self, gateway: str, tags: list[str], ts: int, rng: random.Random) -> None:
         """A Qubit gateway's cycle: its tags in batches, one message per batch, keyed by the gateway."""
         size = self.scenario.rtls.qubit_batch
         for i in range(0, len(tags), size):
             sent = ts + i // size
-            fixes = [qubit_fix(t, self.tag_position(t, sent), self.device_clock(sent, rng), rng) for t in tags[i : i + size]]
+            fixes = [self.qubit_element(t, sent, rng) for t in tags[i : i + size]]
             self.send("rtls.position", gateway, sent, fixes)
+
+    def qubit_element(self, tag: str, sent: int, rng: random.Random) -> QubitFix:
+        """One tag's element of a Qubit message; a tag with fix errors may be an outlier or not located."""
+        point = self.tag_position(tag, sent)
+        clock = self.device_clock(sent, rng)
+        behaviour = self.tag_behaviour.get(tag)
+        if behaviour is None:
+            return qubit_fix(tag, point, clock, rng)
+        return qubit_observed(tag, observed_fix(point, behaviour, self.rng(tag)), clock)
 
     def report_plc(self, plc: Plc, ts: int, rng: random.Random) -> None:
         """A PLC gateway's state report."""
@@ -616,13 +1069,30 @@ class Site:
             case SendPermitAction():
                 self.send_action(event, ts)
             case MoveWorker():
-                self.walks[event.worker] = walk_to(self.walks[event.worker], self.point(event.to), ts, event.speed)
+                self.move_worker(event, ts)
             case SetPlcSignal():
-                self.set_plc_signal(event, ts)
+                self.drive_signal(event.plc, event.tag, event.value, ts)
             case SetHarness():
                 self.set_harness(event, ts)
             case SetGas():
                 self.set_gas(event)
+            case GasFlow():
+                self.start_flow(event, ts)
+            case Release():
+                release(self.air[event.zone], event.gas, event.kg, event.m3)
+            case DisturbSludge():
+                end = self.end if event.until is None else self.ms(event.until)
+                add_sludge(self.air[event.zone], Sludge(event.h2s_g / 1000, event.tau, ts, end, event.while_on))
+            case SetVentilation():
+                self.set_ventilation(event)
+            case FailSignal():
+                self.fail_signal(event, ts)
+            case PowerDetector():
+                self.switch_detector(event.device, event.on, True, ts)
+            case BumpTest():
+                self.bump_test(event, ts)
+            case WalkPath():
+                self.start_path(event, ts)
 
     def set_firmware(self, event: SetFirmware) -> None:
         """The device runs other firmware from now on."""
@@ -637,24 +1107,47 @@ class Site:
         action = PermitAction(permit=event.permit, action=event.action, by=event.by, alert=event.alert, ts=clock)
         self.send("ptw.actions", event.permit, ts, action)
 
-    def set_plc_signal(self, event: SetPlcSignal, ts: int) -> None:
+    def set_plc_signal(self, plc_name: str, tag: str, value: bool, ts: int) -> None:
         """Change a signal; the gateway reports on change."""
-        plc = self.plcs[event.plc]
-        if plc.tags[event.tag] != event.value:
-            plc.tags[event.tag] = event.value
-            self.report_plc(plc, ts, self.rng(event.plc))
+        plc = self.plcs[plc_name]
+        if plc.tags[tag] != value:
+            plc.tags[tag] = value
+            self.report_plc(plc, ts, self.rng(plc_name))
+
+    def drive_signal(self, plc: str, tag: str, value: bool, ts: int) -> None:
+        """What a `plc` event, a schedule or work asks of a signal; a failed signal stays false until it is repaired."""
+        self.demand[(plc, tag)] = value
+        failed = self.failed_until.get((plc, tag), 0) > ts
+        self.set_plc_signal(plc, tag, value and not failed, ts)
+
+    def fail_signal(self, event: FailSignal, ts: int) -> None:
+        """The signal drops to false until `until`, then returns to what is asked of it."""
+        key = (event.plc, event.tag)
+        repaired = self.end if event.until is None else self.ms(event.until)
+        self.failed_until[key] = repaired
+        self.set_plc_signal(event.plc, event.tag, False, ts)
+        self.later(repaired, partial(self.repair_signal, event.plc, event.tag))
+
+    def repair_signal(self, plc: str, tag: str, ts: int) -> None:
+        """A failure is over: the signal takes the value last asked of it."""
+        self.drive_signal(plc, tag, self.demand[(plc, tag)], ts)
 
     def set_harness(self, event: SetHarness, ts: int) -> None:
         """Change height or hooks; the harness reports a hook change at once."""
         harness = self.harnesses[event.device]
         if event.h is not None:
             harness.h = event.h
-        if event.hooks is not None and event.hooks != harness.hooks:
-            harness.hooks = list(event.hooks)
-            self.report_harness(harness, ts, self.rng(event.device))
+        if event.hooks is not None:
+            self.change_hooks(harness, list(event.hooks), ts)
+
+    def change_hooks(self, harness: Harness, hooks: list[int], ts: int) -> None:
+        """Set the hooks; a change is reported at once."""
+        if hooks != harness.hooks:
+            harness.hooks = hooks
+            self.report_harness(harness, ts, self.rng(harness.dev))
 
     def set_gas(self, event: SetGas) -> None:
-        """Change the gas around a detector, its status, bump test or faulted channels."""
+        """Change the gas around a detector, its status, bump test, faulted or stuck channels."""
         detector = self.detectors[event.device]
         for channel in CHANNELS:
             if getattr(event, channel) is not None:
@@ -665,6 +1158,122 @@ class Site:
             detector.bump = self.ms(event.bump)
         if event.fault is not None:
             detector.fault = list(event.fault)
+        if event.stuck is not None:
+            stick(self.detector_behaviour[event.device], list(event.stuck))
+
+    # detectors
+
+    def switch_detector(self, device: str, on: bool, restart: bool, ts: int) -> None:
+        """Switch a detector off or on; switched back on after running, it restarts its seq from 0."""
+        behaviour = self.detector_behaviour[device]
+        if on and not behaviour.powered and restart:
+            self.detectors[device].seq = 0
+        power(behaviour, on, ts)
+
+    def bump_test(self, event: BumpTest, ts: int) -> None:
+        """The detector reads the test gas for the test's duration; a passed test sets its bump time to the end."""
+        ends = ts + round(event.duration * 1000)
+        self.detector_behaviour[event.device].bump_gas_until = ends
+        if event.passed and ends == ts:
+            self.record_bump(event.device, ts)
+        elif event.passed:
+            self.later(ends, partial(self.record_bump, event.device))
+
+    def record_bump(self, device: str, ts: int) -> None:
+        """A passed bump test ends: the detector's last bump test is now."""
+        self.detectors[device].bump = ts
+
+    # zones' air
+
+    def start_flow(self, event: GasFlow, ts: int) -> None:
+        """A leak, purge or exhaust starts flowing into the zone's air (and stops at `until`)."""
+        air = self.air[event.zone]
+        m3_s = volume_flow(event.gas, air.temperature, kg_h=event.kg_h, g_h=event.g_h, l_min=event.l_min,
+                           m3_h=event.m3_h)
+        end = self.end if event.until is None else self.ms(event.until)
+        add_source(air, GasSource(event.gas, m3_s, ts, end, event.while_on))
+
+    def set_ventilation(self, event: SetVentilation) -> None:
+        """A zone's ventilation fails or is restored."""
+        air = self.air[event.zone]
+        if event.ach is not None:
+            air.ach = event.ach
+        if event.ach_off is not None:
+            air.ach_off = event.ach_off
+
+    # workers
+
+    def move_worker(self, event: MoveWorker, ts: int) -> None:
+        """Walk a worker straight to a point, ending any path they were on."""
+        self.itinerary[event.worker] += 1
+        self.stop_working(event.worker, ts)
+        self.walks[event.worker] = walk_to(self.walks[event.worker], self.point(event.to), ts, event.speed)
+        self.set_off(event.worker, ts)
+        if event.worker in self.habit_harnesses:
+            self.later(self.walks[event.worker].arrive, partial(self.stop_moving, event.worker))
+
+    def start_path(self, event: WalkPath, ts: int) -> None:
+        """A worker starts along a path, ending any walk or path they were on."""
+        self.itinerary[event.worker] += 1
+        self.walk_leg(event, 0, self.itinerary[event.worker], ts)
+
+    def walk_leg(self, path: WalkPath, index: int, itinerary: int, ts: int) -> None:
+        """Leave the current stop (ending any work there) for waypoint `index`, unless another walk has begun."""
+        worker = path.worker
+        if self.itinerary[worker] != itinerary:
+            return
+        self.stop_working(worker, ts)
+        if index == len(path.waypoints):
+            return
+        waypoint = path.waypoints[index]
+        speed = waypoint.speed or path.speed
+        self.walks[worker] = walk_to(self.walks[worker], self.point(waypoint.to), ts, speed)
+        self.set_off(worker, ts)
+        self.later(self.walks[worker].arrive, partial(self.reach_waypoint, path, index, itinerary))
+
+    def reach_waypoint(self, path: WalkPath, index: int, itinerary: int, ts: int) -> None:
+        """Arrive at waypoint `index`: stop, work there if it says so, and leave when the dwell is over."""
+        worker = path.worker
+        if self.itinerary[worker] != itinerary:
+            return
+        self.stop_moving(worker, ts)
+        waypoint = path.waypoints[index]
+        if waypoint.work and waypoint.dwell > 0:
+            self.start_working(worker, ts)
+        self.later(ts + round(waypoint.dwell * 1000), partial(self.walk_leg, path, index + 1, itinerary))
+
+    def start_working(self, worker: str, ts: int) -> None:
+        """The worker works: every signal `worked_by` them goes true (a welder's output is energised)."""
+        self.working.add(worker)
+        for plc, tag in self.work_signals.get(worker, ()):
+            self.drive_signal(plc, tag, True, ts)
+
+    def stop_working(self, worker: str, ts: int) -> None:
+        """The worker stops working: their signals go false."""
+        if worker in self.working:
+            self.working.discard(worker)
+            for plc, tag in self.work_signals.get(worker, ()):
+                self.drive_signal(plc, tag, False, ts)
+
+    def set_off(self, worker: str, ts: int) -> None:
+        """The wearer of harnesses with clipping habits sets off: hooks as the habit has them while moving."""
+        for device in self.habit_harnesses.get(worker, ()):
+            harness, habits = self.harnesses[device], self.harness_habits[device]
+            habits.moves += 1
+            self.change_hooks(harness, hooks_while_moving(harness.hooks, habits, self.rng(device)), ts)
+
+    def stop_moving(self, worker: str, ts: int) -> None:
+        """The wearer stops: every hook goes back on after the habit's delay, unless they set off before."""
+        for device in self.habit_harnesses.get(worker, ()):
+            habits = self.harness_habits[device]
+            delay = reclip_delay_ms(habits, self.rng(device))
+            self.later(ts + delay, partial(self.reclip, device, habits.moves))
+
+    def reclip(self, device: str, moves: int, ts: int) -> None:
+        """Clip every hook back on, if the wearer has not set off again since."""
+        harness = self.harnesses[device]
+        if self.harness_habits[device].moves == moves:
+            self.change_hooks(harness, [1] * len(harness.hooks), ts)
 
 
 def generate(scenario: Scenario) -> list[Record]:
@@ -673,6 +1282,8 @@ def generate(scenario: Scenario) -> list[Record]:
     site = Site(scenario)
     site.schedule_tables()
     site.schedule_timeline()
+    site.schedule_equipment()
+    site.schedule_air()
     site.schedule_devices()
     site.agenda.run()
     return site.records
