@@ -118,6 +118,9 @@ class PermitRuntime(msgspec.Struct):
     enabled: bool = False
     latched: bool = False
     stop_codes: tuple[str, ...] = ()
+    stopped_for: tuple[str, ...] = ()
+    """Every code that has stopped the permit since it was last enabled: a cause that comes back (a reading hovering
+    at its limit) is not news to the control room, a new kind of cause is."""
     warning_codes: tuple[str, ...] = ()
     reset_alerted: bool = False
     reset_by: str | None = None
@@ -935,10 +938,10 @@ class Site:
             for reason in stops:
                 self.faults.cite(reason.fault, now, True)
             codes = tuple(dict.fromkeys(r.code for r in stops))
-            # Once stopped, only a new fault is news; a stop that only waits (pre-test running) is not repeated.
+            # Once stopped, only a new kind of fault is news; a stop that only waits (pre-test running) is not repeated.
             news = [
                 r for r in stops
-                if r.code not in runtime.stop_codes and (r.fault is not None or not runtime.stop_codes)
+                if r.code not in runtime.stopped_for and (r.fault is not None or not runtime.stop_codes)
             ]
             if runtime.enabled or news:
                 latched = runtime.enabled or runtime.latched
@@ -946,6 +949,7 @@ class Site:
                 runtime.latched = latched
                 runtime.enabled = False
             runtime.stop_codes = codes
+            runtime.stopped_for = tuple(dict.fromkeys(runtime.stopped_for + codes))
             runtime.reset_alerted = False
         else:
             runtime.stop_codes = ()
@@ -968,6 +972,7 @@ class Site:
                 ))
                 self._command(ENABLE, runtime, reasons, trigger, now)
                 runtime.enabled = True
+                runtime.stopped_for = ()
         warning_codes = tuple(r.code for r in warnings)
         if any(code not in runtime.warning_codes for code in warning_codes):
             self._command(ALERT, runtime, warnings, trigger, now, targets=[row.guardian])

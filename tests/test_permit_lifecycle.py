@@ -155,6 +155,15 @@ def test_a_new_cause_during_a_latched_stop_is_announced_by_another_latched_stop(
     assert stop["trigger"]["topic"] == "plc.state"
 
 
+def test_a_cause_that_comes_back_while_the_permit_is_still_stopped_is_not_announced_again():
+    s = tripped()
+    s.run(2)  # the guardian is back: causes gone, the approver is told
+    mark = len(s.outputs)
+    s.run(31, skip=("G1",))  # and away again
+    assert not commands(s, "HARD_STOP", mark)
+    assert faults(s, "GUARDIAN_ABSENT", "raised", mark), "the fault itself is raised again"
+
+
 def test_a_latched_stop_stays_when_its_causes_go_and_the_approver_is_told_a_reset_is_possible():
     s = tripped()
     mark = len(s.outputs)
