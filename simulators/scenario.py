@@ -425,6 +425,37 @@ class WalkPath(Event, tag="path"):
     speed: Positive = 1.2
 
 
+class ShiftClock(Event, tag="clock"):
+    """The clocks of devices (detectors, harnesses, PLC gateways, Anchorline tags, or a Qubit gateway for all its tags)
+    run `offset` s off (ahead if positive) from `at` until `until` (s; default: to the end): a gateway's clock jump."""
+
+    devices: list[str]
+    offset: float
+    until: float | None = None
+
+
+class Delivery(Event):
+    """Records with this `key` (a device, Qubit gateway, PLC, permit, zone or worker id), on `topic` if named, that are
+    produced from `at` until `until` (s; default: to the end), at most `count` of them (default: every one)."""
+
+    key: str
+    topic: str | None = None
+    until: float | None = None
+    count: Annotated[int, Meta(ge=1)] | None = None
+
+
+class DuplicateRecords(Delivery, tag="duplicate"):
+    """Each such record is delivered twice: the copy arrives `after` s after the original (a producer's retry)."""
+
+    after: NonNegative = 0.0
+
+
+class DelayRecords(Delivery, tag="delay", kw_only=True):
+    """Each such record arrives `by` s late, after records produced later (a retried batch): out of order."""
+
+    by: Positive
+
+
 TimelineEvent = (
     SetFirmware
     | PublishDevice
@@ -445,6 +476,9 @@ TimelineEvent = (
     | PowerDetector
     | BumpTest
     | WalkPath
+    | ShiftClock
+    | DuplicateRecords
+    | DelayRecords
 )
 
 
@@ -717,7 +751,55 @@ def event_problems(scenario: Scenario, event: TimelineEvent) -> list[str]:
             return [f"{where}: unknown PLC {event.plc}"]
         case SetPlcSignal() if event.tag not in plc_sim(scenario, event.plc).tags:
             return [f"{where}: PLC {event.plc} reports no signal {event.tag}"]
+        case ShiftClock() | DuplicateRecords() | DelayRecords():
+            return delivery_problems(scenario, event, where)
     return []
+
+
+INPUT_TOPICS = ("rtls.position", "gas.readings", "harness.status", "plc.state", "cmdb.devices", "gis.zones",
+                "hr.qualifications", "ptw.permits", "ptw.actions")
+
+
+def qubit_gateways(scenario: Scenario) -> set[str]:
+    """The Qubit gateways that send messages: those with at least one Qubit tag."""
+    rtls = scenario.rtls
+    return {rtls.qubit_tags.get(tag, rtls.qubit_gateway)
+            for tag, row in devices_of(scenario, "uwb_tag").items() if row.vendor == "qubit"}
+
+
+def clocked_devices(scenario: Scenario) -> set[str]:
+    """Whatever stamps its own messages with a clock a `clock` event can shift."""
+    tags = devices_of(scenario, "uwb_tag")
+    own = {d for f in ("gas", "harness", "plc") for d in devices_of(scenario, f)}
+    return own | {t for t, row in tags.items() if row.vendor == "anchorline"} | qubit_gateways(scenario)
+
+
+def record_keys(scenario: Scenario) -> set[str]:
+    """Every key the scenario's records are sent under (a Qubit tag is not one: its gateway is)."""
+    qubit = {t for t, row in devices_of(scenario, "uwb_tag").items() if row.vendor == "qubit"}
+    keys = {d.device for d in scenario.devices if d.device not in qubit} | qubit_gateways(scenario)
+    keys |= {p.permit for p in scenario.permits} | {z.zone for z in scenario.zones}
+    return keys | {w.worker for w in scenario.workers}
+
+
+def delivery_problems(scenario: Scenario, event: TimelineEvent, where: str) -> list[str]:
+    """What is wrong with a `clock`, `duplicate` or `delay` event: unknown devices, keys or topics, or an `until` before
+    `at`."""
+    problems = []
+    if isinstance(event, ShiftClock):
+        known = clocked_devices(scenario)
+        problems += [f"{where}: {d} keeps no clock of its own (a detector, harness, PLC, Anchorline tag or Qubit "
+                     f"gateway)" for d in event.devices if d not in known]
+        if not event.devices:
+            problems.append(f"{where}: no devices")
+    else:
+        if event.key not in record_keys(scenario):
+            problems.append(f"{where}: no records are sent with key {event.key!r} (a Qubit tag's are its gateway's)")
+        if event.topic is not None and event.topic not in INPUT_TOPICS:
+            problems.append(f"{where}: unknown topic {event.topic!r}; use one of {', '.join(INPUT_TOPICS)}")
+    if event.until is not None and event.until < event.at:
+        problems.append(f"{where}: until {event.until} s is before at {event.at} s")
+    return problems
 
 
 def plc_sim(scenario: Scenario, plc: str) -> PlcSim:
@@ -746,6 +828,26 @@ RADIO_JITTER_MS = 20  # wireless devices' arrival varies; the wired PLC gateways
 DEVICE_LAG_MS = 40  # a device's clock reads 0-40 ms before the record's arrival time
 LONG_AGO_MS = 3_600_000  # a detector switched on before the start was switched on this long before its warm-up
 EVENT, PHYSICS, TICK = 0, 1, 2  # at the same ms, events apply, then the air moves on, then devices report
+
+
+class DeliveryRule:
+    """Which records a `duplicate` or `delay` event takes (key, topic, produced before `until` ms, how many are left)
+    and what it does to them (a copy `shift_ms` later, or arrival `shift_ms` later)."""
+
+    def __init__(self, key: str, topic: str | None, until: int, count: int | None, duplicate: bool,
+                 shift_ms: int) -> None:
+        self.key, self.topic, self.until, self.left = key, topic, until, count
+        self.duplicate, self.shift_ms = duplicate, shift_ms
+
+    def takes(self, record: Record) -> bool:
+        """Whether the rule applies to this record (counting it if so)."""
+        if record.key != self.key or record.ts >= self.until or self.left == 0:
+            return False
+        if self.topic is not None and record.topic != self.topic:
+            return False
+        if self.left is not None:
+            self.left -= 1
+        return True
 
 
 class Agenda:
@@ -855,6 +957,10 @@ class Site:
                 self.work_signals.setdefault(worker, []).append((plc, tag))
         self.itinerary = {worker: 0 for worker in scenario.positions}
         self.working: set[str] = set()
+        self.clock_offset: dict[str, int] = {}
+        """ms by which a device's clock runs off (`clock` events)."""
+        self.deliveries: list[DeliveryRule] = []
+        """Records delivered twice or late (`duplicate` and `delay` events), in the order the events came."""
 
     def _zone_air(self, zone: str, sim: AirSim) -> ZoneAir:
         """A zone's air as its `[air.<zone>]` section sets it up, full of outside air."""
@@ -882,13 +988,34 @@ class Site:
     # sending
 
     def send(self, topic: str, key: str | None, ts: int, payload: Struct | list | None) -> None:
-        """Add a record arriving at `ts`; a None payload is a tombstone."""
+        """Add a record arriving at `ts`; a None payload is a tombstone. `duplicate` and `delay` events may deliver
+        it twice or late."""
         text = None if payload is None else payload_text(payload)
-        self.records.append(Record(topic, key, ts, text))
+        record = Record(topic, key, ts, text)
+        if self.deliveries:
+            self.deliver(record)
+        else:
+            self.records.append(record)
 
-    def device_clock(self, ts: int, rng: random.Random) -> int:
-        """A device's own clock for a record arriving at `ts`: a few ms earlier."""
-        return ts - rng.randint(0, DEVICE_LAG_MS)
+    def deliver(self, record: Record) -> None:
+        """Apply the delivery rules that take this record, in the order they were set: a delay moves its arrival
+        later, a duplicate adds a copy after it."""
+        copies = []
+        for rule in self.deliveries:
+            if rule.takes(record):
+                if rule.duplicate:
+                    copies.append(rule.shift_ms)
+                else:
+                    record = msgspec.structs.replace(record, ts=record.ts + rule.shift_ms)
+        self.records.append(record)
+        self.records.extend(msgspec.structs.replace(record, ts=record.ts + shift) for shift in copies)
+
+    def device_clock(self, ts: int, rng: random.Random, device: str | None = None) -> int:
+        """A device's own clock for a record arriving at `ts`: a few ms earlier, and off by what a `clock` event set."""
+        clock = ts - rng.randint(0, DEVICE_LAG_MS)
+        if device is not None and self.clock_offset:
+            clock += self.clock_offset.get(device, 0)
+        return clock
 
     def ms(self, seconds: float) -> int:
         """A time in seconds from the start as ms since the epoch."""
@@ -992,9 +1119,10 @@ class Site:
             detector.levels = air.levels
         behaviour = self.detector_behaviour.get(detector.dev)
         if behaviour is None:
-            self.send("gas.readings", detector.dev, ts, gd4_payload(detector, self.device_clock(ts, rng), rng))
+            clock = self.device_clock(ts, rng, detector.dev)
+            self.send("gas.readings", detector.dev, ts, gd4_payload(detector, clock, rng))
         elif behaviour.powered:
-            clock = self.device_clock(ts, rng)
+            clock = self.device_clock(ts, rng, detector.dev)
             readings = sensed_readings(detector.levels, detector.fault, behaviour, clock, rng)
             payload = gd4_payload(detector, clock, rng, readings, detector_status(detector.st, behaviour, clock))
             self.send("gas.readings", detector.dev, ts, payload)
@@ -1007,7 +1135,7 @@ class Site:
             harness.h = height_of_wearer(position_at(self.walks[worker], ts)[2], tag_height)
         if harness.drain is not None and battery_at(harness, ts - self.start) == 0:
             return
-        payload = sh2_payload(harness, self.device_clock(ts, rng), ts - self.start, rng)
+        payload = sh2_payload(harness, self.device_clock(ts, rng, harness.dev), ts - self.start, rng)
         self.send("harness.status", harness.dev, ts, payload)
 
     def tag_position(self, tag: str, ts: int) -> Point:
@@ -1017,7 +1145,7 @@ class Site:
     def report_anchorline(self, tag: str, ts: int, rng: random.Random) -> None:
         """One Anchorline tag update, keyed by the tag; a tag with fix errors may send an outlier or nothing."""
         point = self.tag_position(tag, ts)
-        clock = self.device_clock(ts, rng)
+        clock = self.device_clock(ts, rng, tag)
         behaviour = self.tag_behaviour.get(tag)
         if behaviour is None:
             fix = anchorline_fix(tag, point, clock, rng)
@@ -1031,13 +1159,14 @@ class Site:
         size = self.scenario.rtls.qubit_batch
         for i in range(0, len(tags), size):
             sent = ts + i // size
-            fixes = [self.qubit_element(t, sent, rng) for t in tags[i : i + size]]
+            fixes = [self.qubit_element(t, sent, rng, gateway) for t in tags[i : i + size]]
             self.send("rtls.position", gateway, sent, fixes)
 
-    def qubit_element(self, tag: str, sent: int, rng: random.Random) -> QubitFix:
-        """One tag's element of a Qubit message; a tag with fix errors may be an outlier or not located."""
+    def qubit_element(self, tag: str, sent: int, rng: random.Random, gateway: str) -> QubitFix:
+        """One tag's element of a Qubit message, stamped by its gateway's clock; a tag with fix errors may be an
+        outlier or not located."""
         point = self.tag_position(tag, sent)
-        clock = self.device_clock(sent, rng)
+        clock = self.device_clock(sent, rng, gateway)
         behaviour = self.tag_behaviour.get(tag)
         if behaviour is None:
             return qubit_fix(tag, point, clock, rng)
@@ -1045,7 +1174,7 @@ class Site:
 
     def report_plc(self, plc: Plc, ts: int, rng: random.Random) -> None:
         """A PLC gateway's state report."""
-        self.send("plc.state", plc.plc, ts, plc_payload(plc, self.device_clock(ts, rng)))
+        self.send("plc.state", plc.plc, ts, plc_payload(plc, self.device_clock(ts, rng, plc.plc)))
 
     def publish_permit(self, ts: int, row: PermitRow) -> None:
         """Publish a permit record and remember it as the permit's latest."""
@@ -1093,6 +1222,30 @@ class Site:
                 self.bump_test(event, ts)
             case WalkPath():
                 self.start_path(event, ts)
+            case ShiftClock():
+                self.shift_clocks(event, ts)
+            case DuplicateRecords() | DelayRecords():
+                self.add_delivery(event, ts)
+
+    def shift_clocks(self, event: ShiftClock, ts: int) -> None:
+        """The devices' clocks run `offset` s off until `until`, then are right again."""
+        offset = round(event.offset * 1000)
+        for device in event.devices:
+            self.clock_offset[device] = offset
+        if event.until is not None:
+            self.later(self.ms(event.until), partial(self.reset_clocks, list(event.devices)))
+
+    def reset_clocks(self, devices: list[str], ts: int) -> None:
+        """The devices' clocks are set right (NTP)."""
+        for device in devices:
+            self.clock_offset[device] = 0
+
+    def add_delivery(self, event: DuplicateRecords | DelayRecords, ts: int) -> None:
+        """From now on, records with the event's key are delivered twice or late."""
+        duplicate = isinstance(event, DuplicateRecords)
+        shift = round((event.after if duplicate else event.by) * 1000)
+        until = self.end if event.until is None else self.ms(event.until)
+        self.deliveries.append(DeliveryRule(event.key, event.topic, until, event.count, duplicate, shift))
 
     def set_firmware(self, event: SetFirmware) -> None:
         """The device runs other firmware from now on."""

@@ -1,1 +1,2 @@
-"""Incident scenarios and their committed recordings; `python -m simulators.incidents` regenerates them."""
+"""The incident library: scenarios, their committed recordings and their outcomes (`outcome.py`); `python -m
+simulators.incidents` regenerates the recordings."""

@@ -1,6 +1,7 @@
 """Regenerate the committed incident recordings: `python -m simulators.incidents [name ...]`.
 
-With no names every `*.toml` in this folder is played; each writes the `.jsonl` beside it.
+With no names every scenario `*.toml` in this folder is played (not the `*.outcome.toml` files, which state what
+each incident's replay must show); each writes the `.jsonl` beside it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from simulators.recording import write_recording
 from simulators.scenario import generate, load_scenario
 
 INCIDENTS = Path(__file__).resolve().parent
+OUTCOME_SUFFIX = ".outcome.toml"
+"""`<name>.outcome.toml` beside a scenario states what its replay must show (simulators/incidents/outcome.py)."""
 
 
 def incident_scenarios(names: list[str]) -> list[Path]:
-    """The scenario files named (with or without `.toml`), or all of them."""
+    """The scenario files named (with or without `.toml`), or all of them (not their outcome files)."""
     if not names:
-        return sorted(INCIDENTS.glob("*.toml"))
+        return sorted(p for p in INCIDENTS.glob("*.toml") if not p.name.endswith(OUTCOME_SUFFIX))
     paths = [INCIDENTS / f"{name.removesuffix('.toml')}.toml" for name in names]
     missing = [p.name for p in paths if not p.exists()]
     if missing:
