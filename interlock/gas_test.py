@@ -58,6 +58,8 @@ def assess_sample(sample: GasSample, limits: GasLimits, now: int, config: SiteCo
     if sample.bump is not None and now - sample.bump > config.bump_test_max_age_ms:
         hours = (now - sample.bump) / 3_600_000
         problems.append(("GAS_BUMP_TEST_OVERDUE", f"{dev} last bump test {hours:.1f} h ago (limit {config.bump_test_max_age_ms / 3_600_000:g} h)"))
+    if sample.status != "ok":
+        return problems  # values of a detector that is not ready (warming up, in fault) are no measurement
     exceeded = []
     if sample.o2 is not None and not (limits.o2_min <= sample.o2 <= limits.o2_max):
         exceeded.append(f"O2 {sample.o2:g} %vol outside {limits.o2_min:g}-{limits.o2_max:g}")
@@ -141,6 +143,10 @@ def check_gas(findings: Findings, tracks: dict[str, GasTrack], enabled: bool, no
                                                 f"(limit {config.gas_reading_max_age_ms / 1000:g} s)")
             else:
                 findings.wake(deadline + 1)
+        elif track.last_good is not None and now - track.last_good > config.gas_reading_max_age_ms:
+            # A detector that reported and went silent stays a fault while it is silent, not only a test to redo.
+            findings.stop("GAS_DATA_STALE", f"{device}: latest qualified reading {(now - track.last_good) / 1000:.0f} s "
+                                            f"old (limit {config.gas_reading_max_age_ms / 1000:g} s)")
         else:
             deadline = pretest_deadline(track, config)
             if deadline is None or now > deadline:

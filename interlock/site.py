@@ -401,10 +401,12 @@ class Site:
             )
         reported_id = reading.device
         if reported_id != device:
+            state.seq = None  # a reading refused after decoding starts the sequence afresh, as one that did not decode
             return None, self._device_fault(
                 "DEVICE_ID_MISMATCH", device, now, source, f"record key {device} but the payload says {reported_id}"
             )
         if family != "plc" and reading.firmware != state.firmware:
+            state.seq = None
             row = state.row
             other = schema_for_firmware(row.model, reading.firmware)
             return None, self._device_fault(
@@ -414,6 +416,7 @@ class Site:
             )
         skew = reading.ts - record.ts
         if abs(skew) > self.config.clock_skew_max_ms:
+            state.seq = None
             return None, self._device_fault(
                 "DEVICE_CLOCK_SKEW", device, now, source,
                 f"{device} clock is {abs(skew) / 1000:.1f} s {'ahead of' if skew > 0 else 'behind'} the record time "

@@ -768,3 +768,35 @@ def test_an_entry_inserted_in_the_middle_still_breaks_the_chain():
     chain = [o.value for o in tripped().outputs if o.topic == EVIDENCE]
     forged = chain[:2] + [chain[0].replace(b'"seq":1', b'"seq":3')] + chain[2:]
     assert verify_lines(forged) is not None
+
+
+# ---------------------------------------------------------------------------------------------- found by the incident library
+
+
+def test_the_values_of_a_detector_warming_up_are_not_measured_against_the_limits():
+    s = running()
+    mark = len(s.outputs)
+    v3_gas(s, st="warmup", r={"o2": 4.7, "lel": 0.0, "h2s": 0.0, "co": 1.0})
+    assert faults(s, "GAS_DETECTOR_NOT_READY", "raised", mark)
+    assert not faults(s, "GAS_LIMIT_EXCEEDED", since=mark)
+
+
+def test_a_reading_refused_for_its_clock_starts_the_sequence_afresh_instead_of_counting_it_lost():
+    s = running()
+    for _ in range(5):  # the device clock jumps 8 h ahead: refused, not evidence
+        s.gas(gas_v2("GAS-07", s.now + 8 * 3_600_000, s.next_seq("GAS-07")))
+        s.now += SECOND
+    mark = len(s.outputs)
+    s.run(2)  # the clock is back
+    assert faults(s, "DEVICE_CLOCK_SKEW", "raised")
+    assert not faults(s, "SEQ_GAP", since=mark)
+
+
+def test_a_detector_that_stays_silent_keeps_its_fault_open_while_the_permit_is_stopped():
+    s = running()
+    s.run(15, skip=("gas",))
+    (stop,) = commands(s, "HARD_STOP")
+    assert codes(stop) == ["GAS_DATA_STALE"]
+    s.run(30, skip=("gas",))  # positions and PLC states keep arriving and re-decide the permit
+    assert not faults(s, "GAS_DATA_STALE", "cleared")
+    assert len(commands(s, "HARD_STOP")) == 1
