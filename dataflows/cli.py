@@ -140,12 +140,14 @@ def parser() -> argparse.ArgumentParser:
     from simulators.live_replay import add_simulate_command
     from simulators.plc_sim import add_plc_sim_command
     from simulators.scenario_command import add_simulate_scenario_command
+    from simulators.training_data import add_training_data_command
 
     add_run_command(commands)
     add_dev_broker_command(commands)
     add_plc_sim_command(commands)
     add_simulate_command(commands)
     add_simulate_scenario_command(commands)
+    add_training_data_command(commands)
     return main
 
 
