@@ -230,7 +230,7 @@ def run(args) -> int:
           flush=True)
     try:
         cli_main(flow, workers_per_process=1, process_id=args.process_id, addresses=addresses,
-                 epoch_interval=datetime.timedelta(seconds=args.snapshot_interval), recovery_config=recovery)
+                 epoch_interval=epoch_interval(args.snapshot_interval, recovery is not None), recovery_config=recovery)
     except KeyboardInterrupt:
         pass
     except BytewaxRuntimeError as error:
@@ -239,6 +239,20 @@ def run(args) -> int:
     finally:
         links.stop()
     return 0
+
+
+NO_RECOVERY_EPOCH = datetime.timedelta(days=1)
+"""Bytewax snapshots every stateful step at each epoch close, recovery or not; without recovery nothing reads the
+snapshot, and pickling a large site's state stalls decisions (and the PLC writers' thread) for tenths of a second."""
+
+
+def epoch_interval(snapshot_interval_s: float, recovering: bool) -> datetime.timedelta:
+    """The Bytewax epoch: the snapshot interval with recovery, one day without (outputs do not wait for epochs here)."""
+    if not recovering:
+        return NO_RECOVERY_EPOCH
+    if snapshot_interval_s <= 0:
+        raise ValueError(f"--snapshot-interval {snapshot_interval_s}: give a positive number of seconds, e.g. 10")
+    return datetime.timedelta(seconds=snapshot_interval_s)
 
 
 def add_run_command(commands) -> None:
@@ -251,7 +265,9 @@ def add_run_command(commands) -> None:
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument("--recovery-dir", help="snapshot state here; a restart resumes from it")
     p.add_argument("--init-recovery", action="store_true", help="create the recovery partitions if the folder has none")
-    p.add_argument("--snapshot-interval", type=float, default=2.0, help="seconds between snapshots (default 2)")
+    p.add_argument("--snapshot-interval", type=float, default=10.0,
+                   help="seconds between snapshots with --recovery-dir (default 10; each stalls decisions while the "
+                        "state is pickled: docs/live.md)")
     p.add_argument("--process-id", type=int, help="this process's index in a cluster (with --addresses)")
     p.add_argument("--addresses", help="host:port of every cluster process, ';'-separated")
     p.add_argument("--streams-from", choices=("end", "beginning"), default="end",

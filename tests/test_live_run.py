@@ -173,3 +173,12 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_without_recovery_the_live_run_does_not_snapshot_its_state_every_few_seconds():
+    from dataflows.live import NO_RECOVERY_EPOCH, epoch_interval
+
+    assert epoch_interval(10.0, recovering=False) == NO_RECOVERY_EPOCH
+    assert epoch_interval(10.0, recovering=True).total_seconds() == 10.0
+    with pytest.raises(ValueError, match="snapshot-interval"):
+        epoch_interval(0, recovering=True)
