@@ -220,7 +220,7 @@ def run(args) -> int:
             directory.mkdir(parents=True, exist_ok=True)
             init_db_dir(directory, 1)
         recovery = RecoveryConfig(directory, backup_interval=datetime.timedelta(0))
-    addresses = args.addresses.split(";") if args.addresses else None
+    addresses = cluster_addresses(args.addresses) if args.addresses else None
     if args.duration is not None:
         timer = threading.Timer(args.duration, lambda: __import__("_thread").interrupt_main())
         timer.daemon = True
@@ -239,6 +239,17 @@ def run(args) -> int:
     finally:
         links.stop()
     return 0
+
+
+def cluster_addresses(given: str) -> list[str]:
+    """`host:port;host:port`, or a file with one `host:port` a line (blank lines and `#` comments skipped)."""
+    import os
+
+    if os.path.isfile(given):
+        with open(given, encoding="utf-8") as handle:
+            lines = [line.split("#", 1)[0].strip() for line in handle]
+        return [line for line in lines if line]
+    return [address.strip() for address in given.split(";") if address.strip()]
 
 
 NO_RECOVERY_EPOCH = datetime.timedelta(days=1)
@@ -269,7 +280,7 @@ def add_run_command(commands) -> None:
                    help="seconds between snapshots with --recovery-dir (default 10; each stalls decisions while the "
                         "state is pickled: docs/live.md)")
     p.add_argument("--process-id", type=int, help="this process's index in a cluster (with --addresses)")
-    p.add_argument("--addresses", help="host:port of every cluster process, ';'-separated")
+    p.add_argument("--addresses", help="host:port of every cluster process, ';'-separated, or a file of one a line")
     p.add_argument("--streams-from", choices=("end", "beginning"), default="end",
                    help="where telemetry streams start on a fresh run (tables always from the beginning)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (tests, demos)")

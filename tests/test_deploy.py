@@ -226,6 +226,7 @@ def test_run_process_starts_interlock_run_with_the_process_metrics_port(tmp_path
         "BYTEWAX_SNAPSHOT_INTERVAL=5", "BYTEWAX_RECOVERY_BACKUP_INTERVAL=0", "interlock", "run",
         "--bootstrap", "kafka-1:9092", "--metrics-port", "9465", "--recovery-dir", str(tmp_path / "recovery"),
         "--config", "/etc/interlock/site.toml", "--process-id", "1", "--addresses", str(tmp_path / "hosts.txt"),
+        "--snapshot-interval", "5",
     ]
 
 

@@ -182,3 +182,12 @@ def test_without_recovery_the_live_run_does_not_snapshot_its_state_every_few_sec
     assert epoch_interval(10.0, recovering=True).total_seconds() == 10.0
     with pytest.raises(ValueError, match="snapshot-interval"):
         epoch_interval(0, recovering=True)
+
+
+def test_cluster_addresses_come_as_a_list_or_as_the_deploy_files_hosts_file(tmp_path):
+    from dataflows.live import cluster_addresses
+
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("# the cluster\n10.0.0.1:2101\n\n10.0.0.2:2101  # second\n")
+    assert cluster_addresses(str(hosts)) == ["10.0.0.1:2101", "10.0.0.2:2101"]
+    assert cluster_addresses("10.0.0.1:2101;10.0.0.2:2101") == ["10.0.0.1:2101", "10.0.0.2:2101"]
