@@ -293,6 +293,9 @@ class MaxRateReport(msgspec.Struct):
     max_rate: int | None
     steps: list[FindMaxStep]
     reports: list[LiveLatencyReport]
+    rig_limit: str | None = None
+    """Why stepping up stopped before a rate failed: the rig itself could not run the next rate (e.g. loading the
+    site it sizes for that rate took too long); the maximum is then a lower bound."""
 
 
 # ---------------------------------------------------------------------------------------------- the live parts
@@ -1328,9 +1331,15 @@ def find_max_sustained(settings: LiveLatencySettings = LiveLatencySettings(), ra
         reports.append(report)
         return step.passed
 
-    passed, failed = None, None
+    passed, failed, rig_limit = None, None, None
     for rate in rates:
-        if not attempt(rate):
+        try:
+            ok = attempt(rate)
+        except RuntimeError as error:
+            rig_limit = f"the rig could not run {rate:,} records/s: {error}"
+            log(rig_limit)
+            break
+        if not ok:
             failed = rate
             break
         passed = rate
@@ -1348,7 +1357,7 @@ def find_max_sustained(settings: LiveLatencySettings = LiveLatencySettings(), ra
                 passed = middle
             else:
                 failed = middle
-    return MaxRateReport(TARGET_P99_MS, passed, sorted(steps, key=lambda step: step.rate), reports)
+    return MaxRateReport(TARGET_P99_MS, passed, sorted(steps, key=lambda step: step.rate), reports, rig_limit)
 
 
 def find_max_step(report: LiveLatencyReport) -> FindMaxStep:
@@ -1448,6 +1457,8 @@ def format_max(report: MaxRateReport) -> str:
     lines += [format_step(step) for step in report.steps]
     lines.append(f"maximum sustained: {report.max_rate:,} records/s" if report.max_rate is not None
                  else "maximum sustained: none of the rates tried")
+    if report.rig_limit is not None:
+        lines.append(f"(at least: {report.rig_limit})")
     return "\n".join(lines)
 
 
