@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from simulators.detector_behaviour import DetectorBehaviour, sensed_readings
-from simulators.recording import Envelope, encode_recording, envelopes
+from simulators.recording import Envelope, envelopes
 from simulators.scenario import Scenario, generate
 from simulators.tag_behaviour import TagBehaviour, observed_fix
 
