@@ -24,6 +24,7 @@ def replay(args: argparse.Namespace) -> int:
 
     from dataflows.interlock_flow import build_flow
     from dataflows.recording import RecordingSource, open_recording, read_recording
+    from dataflows.risk_model_file import load_risk_model
     from dataflows.replay_files import ReplayFilesSink
     from dataflows.timeline import HEADER, input_events, merged_timeline
 
@@ -31,6 +32,11 @@ def replay(args: argparse.Namespace) -> int:
         config = _config(args.config)
     except (OSError, ValueError) as error:
         print(f"interlock replay: cannot use config {args.config}: {error}", file=sys.stderr)
+        return 2
+    try:
+        risk_model = load_risk_model(args.risk_model)
+    except ValueError as error:
+        print(f"interlock replay: {error}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     try:
@@ -43,7 +49,7 @@ def replay(args: argparse.Namespace) -> int:
     read_seconds = time.perf_counter() - started
     with tqdm(total=len(records), unit="rec", unit_scale=True, desc="replay", file=sys.stderr,
               disable=not sys.stderr.isatty() or args.quiet, leave=False) as bar:
-        flow = build_flow(RecordingSource(records, bar.update), ReplayFilesSink(args.out), config)
+        flow = build_flow(RecordingSource(records, bar.update), ReplayFilesSink(args.out), config, risk_model=risk_model)
         run_main(flow)
     elapsed = time.perf_counter() - started
     with open(os.path.join(args.out, "evidence.jsonl"), "rb") as handle:
@@ -111,7 +117,27 @@ def bench_gate(arguments: list[str]) -> int:
     return gate(arguments)
 
 
+def risk_train(arguments: list[str]) -> int:
+    """The risk model's trainer (training/risk_train.py; needs the `train` extra)."""
+    from training.risk_train import main as train
+
+    return train(arguments)
+
+
+def risk_eval(arguments: list[str]) -> int:
+    """The risk model's evaluation against the baselines (training/risk_eval.py)."""
+    from training.risk_eval import main as evaluate
+
+    return evaluate(arguments)
+
+
+PASS_THROUGH = {"bench-gate": bench_gate, "risk-train": risk_train, "risk-eval": risk_eval}
+"""Commands whose own parser takes every argument after the command's name."""
+
+
 def parser() -> argparse.ArgumentParser:
+    from dataflows.risk_model_file import add_risk_model_argument
+
     main = argparse.ArgumentParser(prog="interlock", description=__doc__)
     commands = main.add_subparsers(dest="command", required=True)
 
@@ -121,6 +147,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="site settings (TOML); see docs/config.md")
     p.add_argument("--quiet", action="store_true", help="no timeline, no progress bar")
     p.add_argument("--report", metavar="FILE.html", help="also write a self-contained HTML report (docs/reports.md)")
+    add_risk_model_argument(p)
     p.set_defaults(run=replay)
 
     p = commands.add_parser("certify", help="check sample payloads of a new firmware before approving it")
@@ -130,6 +157,8 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=certify)
 
     commands.add_parser("bench-gate", help="run the benchmark suites against bench/budgets.toml (bench-gate --help)")
+    commands.add_parser("risk-train", help="train the zone risk model on training sets or site recordings (risk-train --help)")
+    commands.add_parser("risk-eval", help="evaluate a risk model against the baselines on held-out data (risk-eval --help)")
 
     p = commands.add_parser("verify-evidence", help="verify an evidence chain (evidence.jsonl)")
     p.add_argument("file")
@@ -153,8 +182,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench-gate"]:
-        return bench_gate(argv[1:])
+    if argv[:1] and argv[0] in PASS_THROUGH:
+        return PASS_THROUGH[argv[0]](argv[1:])
     args = parser().parse_args(argv)
     return args.run(args)
 

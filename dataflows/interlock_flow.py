@@ -23,6 +23,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from interlock.config import DEFAULT_CONFIG, SiteConfig
+from interlock.risk_model import RiskModel
 from interlock.site import Output, Site
 from schemas.envelope import Record, UnreadableRecord
 
@@ -90,13 +91,14 @@ def build_flow(
     route: Callable[[list[Chunk]], Iterable[tuple[str, Chunk]]] = single_shard,
     logic: Callable[..., SiteLogic] | None = None,
     extra_source: Source[Chunk] | None = None,
+    risk_model: RiskModel | None = None,
 ) -> Dataflow:
     """The interlock dataflow from `source` (and `extra_source`, merged in) to `sink`; `logic` swaps in a SiteLogic
-    subclass (e.g. an instrumented one, or the live one)."""
+    subclass (e.g. an instrumented one, or the live one). `risk_model` turns zone risk grading on."""
     logic_class = logic or SiteLogic
 
     def build_logic(resume: bytes | None) -> SiteLogic:
-        site = pickle.loads(resume) if resume is not None else Site(config)
+        site = pickle.loads(resume) if resume is not None else Site(config, risk_model)
         return logic_class(site, clock, resumed=resume is not None)
 
     flow = Dataflow("interlock")

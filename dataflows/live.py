@@ -32,7 +32,9 @@ from dataflows.interlock_flow import WALL_CLOCK, Chunk, SiteLogic, build_flow
 from dataflows.kafka_io import KafkaOutputSink, KafkaRecordSource
 from dataflows.metrics import InterlockMetrics
 from dataflows.plc_link import PlcLinks
+from dataflows.risk_model_file import add_risk_model_argument
 from interlock.config import SiteConfig
+from interlock.risk_model import RiskModel
 from interlock.site import COMMANDS_TOPIC, PLC_LINK_TOPIC, Output, Site
 from schemas.envelope import TOPICS, Record
 from schemas.payloads import DeviceRow
@@ -155,6 +157,7 @@ def build_live_flow(
     link_events: PlcLinkEvents | None = None,
     metrics: InterlockMetrics | None = None,
     streams_from: str = "end",
+    risk_model: RiskModel | None = None,
 ) -> Dataflow:
     """The live dataflow: Kafka in (plus the PLC writers' link events), decisions on the wall clock, Kafka and PLCs out."""
     on_records = metrics.count_consumed if metrics is not None else None
@@ -162,7 +165,7 @@ def build_live_flow(
     sink = KafkaOutputSink(bootstrap, settings=kafka_settings, on_output=command_to_plcs(links) if links is not None else None)
     logic = functools.partial(LiveSiteLogic, links=links, metrics=metrics)
     extra = PlcLinkEventSource(link_events) if link_events is not None else None
-    return build_flow(source, sink, config, clock=WALL_CLOCK, logic=logic, extra_source=extra)
+    return build_flow(source, sink, config, clock=WALL_CLOCK, logic=logic, extra_source=extra, risk_model=risk_model)
 
 
 def _kafka_settings(path: str | None, pairs: list[str]) -> dict[str, str]:
@@ -188,8 +191,10 @@ def run(args) -> int:
     from dataflows.cli import _config
     from dataflows.metrics import live_registry, start_exporter
     from dataflows.plc_link import PlcLinkConfig
+    from dataflows.risk_model_file import load_risk_model
 
     config = _config(args.config)
+    risk_model = load_risk_model(args.risk_model)
     settings = _kafka_settings(args.kafka_config, args.X or [])
     plc_config = PlcLinkConfig()
     if args.plc_config is not None:
@@ -212,7 +217,7 @@ def run(args) -> int:
 
     links = PlcLinks(config=plc_config, on_link=on_link, on_write=on_write)
     flow = build_live_flow(args.bootstrap, config, kafka_settings=settings, links=links, link_events=events,
-                           metrics=metrics, streams_from=args.streams_from)
+                           metrics=metrics, streams_from=args.streams_from, risk_model=risk_model)
     recovery = None
     if args.recovery_dir is not None:
         directory = Path(args.recovery_dir)
@@ -270,6 +275,7 @@ def add_run_command(commands) -> None:
     p = commands.add_parser("run", help="run the interlock live on Kafka, holding the enables on the PLCs")
     p.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers (interlock dev-broker prints one)")
     p.add_argument("--config", help="site settings (TOML); see docs/config.md")
+    add_risk_model_argument(p)
     p.add_argument("--kafka-config", help="librdkafka settings (TOML key = value: TLS, SASL)")
     p.add_argument("-X", action="append", metavar="KEY=VALUE", help="one librdkafka setting (repeatable)")
     p.add_argument("--plc-config", help="PLC writer settings (TOML; see docs/live.md)")

@@ -19,6 +19,16 @@ class Reason(msgspec.Struct, frozen=True, gc=False):
     fault: str | None
 
 
+class RiskNote(msgspec.Struct, frozen=True):
+    """What a risk-driven command adds (protocols §10 allows extra fields): the zone's score and grade, and whether
+    the alert must be acknowledged."""
+
+    zone: str
+    score: float
+    grade: str
+    ack_required: bool = False
+
+
 class CommandRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     """`interlock.commands`; `trigger` is None for a timer-driven decision. `latched` says whether a HARD_STOP needs a reset."""
 
@@ -31,3 +41,5 @@ class CommandRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     trigger: Source | None
     zone: str
     latched: bool | None = None
+    risk: RiskNote | None = None
+    """On commands a zone's risk grade drove (reason codes RISK_*)."""

@@ -68,6 +68,12 @@ class SiteConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         default_factory=lambda: {"hot_work": {"special": 8, "0": 8, "特级": 8, "1": 8, "2": 72}}
     )
     fault_quiet_clear_ms: int = 60_000
+    risk_step_ms: int = 750
+    """A zone's risk model steps on a reading at least this long after its last step: once a second for detectors
+    reporting at 1 Hz with jitter (the model was trained at one step a second), once for two detectors of the zone
+    reading within 750 ms of each other."""
+    risk_ack_timeout_ms: int = 120_000
+    """A yellow or red risk alert not acknowledged by the guardian within this time raises RISK_ALERT_UNACKNOWLEDGED."""
 
     def __post_init__(self) -> None:
         known = set(GasLimits.__struct_fields__)

@@ -42,3 +42,6 @@ class DeviceState(TagPlace, gc=False):
     """Registered in the CMDB as a UWB tag."""
     guarding: list[str] | tuple[()] = ()
     """For a tag: the permits its wearer guards (the permit index's own list), so a fix finds them without a lookup."""
+    gas_sample: Any = None
+    """For a detector, when the risk model is on: its latest trusted reading, and `gas_at` when it arrived."""
+    gas_at: int = 0

@@ -155,6 +155,22 @@ CATALOG: dict[str, FaultKind] = {
     "HARNESS_DATA_STALE": _c("CRITICAL", "A listed harness has sent no usable data within the allowed age, so tie-off cannot be "
                                          "confirmed at start.",
                              "Check the harness battery and radio; restart needs fresh data."),
+    # risk model
+    "RISK_BLUE": _c("INFO", "The zone's risk score (the LSTM's probability of a gas limit being crossed within 12 minutes) is "
+                            "at or over the blue threshold: conditions are drifting the wrong way.",
+                    "The team leader looks at the zone's gas trends and ventilation; work goes on."),
+    "RISK_YELLOW": _c("MAJOR", "The zone's risk score is at or over the yellow threshold: a gas limit may be crossed within "
+                               "12 minutes.",
+                      "The guardian acknowledges the alert (ptw.actions ack), checks the zone's air and ventilation and "
+                      "gets ready to pull the crew out."),
+    "RISK_RED": _c("CRITICAL", "The zone's risk score has stayed at or over the red threshold: a gas limit is likely to be "
+                               "crossed within minutes. Every permit in the zone is stopped and an evacuation alert sent.",
+                   "Evacuate the zone, find the source (leak, ventilation, purge); restart needs the grade below red "
+                   "and the approver's reset."),
+    "RISK_ALERT_UNACKNOWLEDGED": _c("MAJOR", "A yellow or red risk alert has not been acknowledged by the permit's guardian "
+                                             "within the allowed time (2 min).",
+                                    "Reach the guardian by radio; the control room watches the zone until the alert is "
+                                    "acknowledged."),
     # close and reset
     "ENTRANT_LEFT_INSIDE": _c("CRITICAL", "At the close of a confined-space permit someone's last fix is inside the space.",
                               "Account for the person at once: search the space before anyone leaves the site."),

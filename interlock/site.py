@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 import msgspec
 
-from interlock.commands import ALERT, ENABLE, HARD_STOP, CommandRecord, Reason
+from interlock.commands import ALERT, ENABLE, HARD_STOP, CommandRecord, Reason, RiskNote
 from interlock.config import DEFAULT_CONFIG, GasLimits, SiteConfig
 from interlock.device_sequence import DUPLICATE, RESTART, check_sequence
 from interlock.device_state import DeviceState
@@ -36,7 +36,11 @@ from interlock.plc_signals import PlcView, check_plc_signals
 from interlock.harness_tieoff import HarnessTrack, check_harnesses, new_track
 from interlock.permit_checks import RECORD_CODES, record_problems
 from interlock.qualification import check_crew
+from interlock.risk_grade import NONE, RED, YELLOW, grade_step
+from interlock.risk_model import RiskModel, new_zone_state, step as risk_model_step
 from interlock.site_time import DAY_MS, site_date, site_day
+from interlock.zone_risk import RISK_CODES, RISK_FAULT_CODES, ZoneRisk, observe_occupancy, risk_detail, signal_any, zone_raw
+from interlock.risk_inputs import empty_raw
 from schemas import payloads as wire
 from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
 from schemas.decoding import PAYLOAD_DECODERS, diagnose, fits, reported_field
@@ -129,13 +133,24 @@ class PermitRuntime(msgspec.Struct):
     guardian_area: Area | None = None
     """Where its guardian must stand, kept with the permit (refreshed when its record or zone changes)."""
     wake_at: int | None = None
+    risk_alerted: int = NONE
+    """The zone risk grade last alerted for this permit (lowered as the grade falls, so a new rise alerts again)."""
+    risk_alert: str | None = None
+    """Id of the yellow or red risk alert the guardian has to acknowledge, until acknowledged."""
+    risk_alert_at: int = 0
 
 
 class Site:
     """All evidence and decisions of one shard of the site."""
 
-    def __init__(self, config: SiteConfig = DEFAULT_CONFIG) -> None:
+    def __init__(self, config: SiteConfig = DEFAULT_CONFIG, risk_model: RiskModel | None = None) -> None:
         self.config = config
+        self.risk_model = risk_model
+        self.risk_on = risk_model is not None
+        """The zone risk model (None: risk grading off); its grades stop and alert as docs/risk_model.md says."""
+        self.zone_risk: dict[str, ZoneRisk] = {}
+        self.zone_detectors: dict[str, list[str]] = {}
+        """Zone -> the gas detectors the CMDB places there: what the zone's risk step reads."""
         self.now = 0
         self.devices: dict[str, wire.DeviceRow] = {}
         self.zones: dict[str, ZoneView] = {}
@@ -307,7 +322,7 @@ class Site:
 
     def _command(
         self, kind: str, runtime: PermitRuntime, reasons: list[Reason], trigger: Origin, now: int,
-        latched: bool | None = None, targets: list[str] | None = None,
+        latched: bool | None = None, targets: list[str] | None = None, risk: RiskNote | None = None,
     ) -> None:
         self.commands_issued += 1
         row = runtime.row
@@ -315,7 +330,7 @@ class Site:
         self._commands.append(
             CommandRecord(
                 f"C-{digest}", now, kind, row.permit, list(row.equipment) if targets is None else targets,
-                reasons, source_of(trigger), row.zone, latched,
+                reasons, source_of(trigger), row.zone, latched, risk,
             )
         )
 
@@ -446,6 +461,7 @@ class Site:
         if sample is None:
             return state
         device = sample.device
+        risk_permits = self._risk_reading(state, sample, now, source) if self.risk_on else None
         feeds = state.feeds
         if feeds is None:
             feeds = state.feeds = [(rt, rt.gas[device]) for rt in map(self.permits.__getitem__, self.index.detector.get(device, ()))]
@@ -477,7 +493,127 @@ class Site:
             self.faults.raise_(code, device, now, source, detail, device=device, permits=affected.get(code))
         if device in self.faults.open_per_subject:
             self.faults.reconcile(SAMPLE_CODES, device, present.keys(), now, source)
+        if risk_permits:
+            decide += risk_permits
         return self._active(decide) if decide else decide
+
+    # ------------------------------------------------------------------ zone risk
+
+    def _risk_reading(self, state: DeviceState, sample, now: int, source: Origin) -> list[str]:
+        """Keep a detector's trusted reading for its zone's risk step; step the zone when its step is due. Returns the
+        zone's active permits when its grade changed."""
+        state.gas_sample, state.gas_at = sample, now
+        zone = state.row.zone
+        if not zone:
+            return []
+        risk = self.zone_risk.get(zone)
+        if risk is None:
+            model_state = new_zone_state(self.risk_model) if self.risk_model is not None else None
+            risk = self.zone_risk[zone] = ZoneRisk(zone, model_state, raw=empty_raw())
+        elif now - risk.last_step < self.config.risk_step_ms:
+            return []
+        return self._risk_step(risk, now, source)
+
+    def _risk_step(self, risk: ZoneRisk, now: int, source: Origin) -> list[str]:
+        """One model step of the zone from what the site holds now; raises or clears its RISK_ fault on a new grade."""
+        raw = self._risk_inputs(risk, now)
+        model = self.risk_model
+        risk.score = risk_model_step(model, risk.state, raw)
+        risk.last_step = now
+        risk.steps += 1
+        before = risk.grade.grade
+        grade = grade_step(risk.grade, risk.score, model.thresholds)
+        zone = risk.zone
+        active = self.index.active_in_zone.get(zone, ())
+        if self.permits:
+            self._risk_unacknowledged(active, now, source)
+        if grade == before:
+            return []
+        if grade != NONE:
+            thresholds = model.thresholds
+            threshold = {1: thresholds.blue, 2: thresholds.yellow, 3: thresholds.red}[grade]
+            self.faults.raise_(RISK_CODES[grade], zone, now, source, risk_detail(risk, threshold), permits=list(active))
+        self.faults.reconcile(RISK_FAULT_CODES, zone, {RISK_CODES[grade]} if grade != NONE else _NONE, now, source)
+        return list(active)
+
+    def _risk_inputs(self, risk: ZoneRisk, now: int):
+        """The zone's raw input vector now (interlock.risk_inputs), written into `risk.raw`."""
+        zone = risk.zone
+        config = self.config
+        max_age = config.gas_reading_max_age_ms
+        detectors = self.zone_detectors.get(zone, ())
+        states = self.device_state
+        fresh = [
+            d.gas_sample for device in detectors
+            if (d := states[device]).gas_sample is not None and now - d.gas_at <= max_age and device not in self.untrusted
+        ]
+        active = self.index.active_in_zone.get(zone, ())
+        runtimes = [self.permits[pid] for pid in active]
+        work_type = next((rt.row.type for rt in runtimes if rt.row.type == "confined_space"),
+                         runtimes[0].row.type if runtimes else "")
+        occupancy = len(self.occupancy.inside(zone)) if active else None
+        since_first, occupied = observe_occupancy(risk, occupancy, now)
+        dt_s = (now - risk.last_step) / 1000 if risk.last_step is not None else 1.0
+        raw = zone_raw(
+            risk.raw, dt_s, len(detectors), fresh, self._limits_for(work_type, now),
+            signal_any([self._signal(item, "running", now) for rt in runtimes for item in rt.row.ventilation]),
+            signal_any([self._signal(item, "power", now) for rt in runtimes for item in rt.row.equipment]),
+            float(occupancy) if occupancy is not None else float("nan"), since_first, occupied,
+        )
+        return raw
+
+    def _signal(self, item: str, signal: str, now: int) -> bool | None:
+        """A PLC signal of an item of equipment from a fresh trusted PLC report, else None."""
+        plc = self.equipment_plc.get(item)
+        view = self.plc.get(plc) if plc is not None else None
+        if view is None or plc in self.untrusted or now - view.ts > self.config.plc_state_max_age_ms:
+            return None
+        value = view.tags.get(f"{item}.{signal}")
+        return value if isinstance(value, bool) else None
+
+    def _risk_alert(self, runtime: PermitRuntime, now: int, trigger: Origin) -> None:
+        """ALERT an active permit's people when its zone's risk grade rises: BLUE the team leader, YELLOW the guardian
+        (who must acknowledge), RED everyone on the permit to evacuate (the stop itself rests on RISK_RED)."""
+        risk = self.zone_risk.get(runtime.row.zone)
+        grade = risk.grade.grade if risk is not None else NONE
+        if grade <= runtime.risk_alerted:
+            if grade < YELLOW and runtime.risk_alert is not None:
+                runtime.risk_alert = None
+                self.faults.clear("RISK_ALERT_UNACKNOWLEDGED", runtime.row.permit, now, trigger)
+            runtime.risk_alerted = grade
+            return
+        runtime.risk_alerted = grade
+        row = runtime.row
+        code = RISK_CODES[grade]
+        fault_id = self.faults.fault_id(code, row.zone)
+        fault = self.faults.by_id.get(fault_id) if fault_id else None
+        detail = fault.detail if fault is not None else f"{row.zone}: risk {risk.score:.2f} is {risk.grade_name}"
+        leader = row.signatures.applicant or (row.workers[0] if row.workers else row.guardian)
+        if grade == RED:
+            detail = f"EVACUATE {row.zone}: {detail}"
+            targets = list(dict.fromkeys([row.guardian, *row.workers, leader]))
+            code = "RISK_RED"
+        elif grade == YELLOW:
+            targets = [row.guardian]
+        else:
+            targets = [leader]
+        self._command(ALERT, runtime, [Reason(code, detail, fault_id)], trigger, now, targets=targets,
+                      risk=risk.note(ack_required=grade >= YELLOW))
+        if grade >= YELLOW:
+            runtime.risk_alert = self._commands[-1].id
+            runtime.risk_alert_at = now
+
+    def _risk_unacknowledged(self, permits: Iterable[str], now: int, source: Origin) -> None:
+        """RISK_ALERT_UNACKNOWLEDGED for permits whose guardian has not acknowledged a yellow or red risk alert in time."""
+        timeout = self.config.risk_ack_timeout_ms
+        for pid in permits:
+            runtime = self.permits[pid]
+            if runtime.risk_alert is not None and now - runtime.risk_alert_at >= timeout:
+                self.faults.raise_(
+                    "RISK_ALERT_UNACKNOWLEDGED", pid, now, source,
+                    f"{runtime.row.guardian} has not acknowledged risk alert {runtime.risk_alert} on {pid} "
+                    f"({(now - runtime.risk_alert_at) // 1000} s)", permits=[pid],
+                )
 
     def _on_harness(self, record: Record, source: Origin, now: int) -> Iterable[str]:
         sample, state = self._trusted_reading(record, source, now, "harness", "dev")
@@ -740,6 +876,9 @@ class Site:
             self.faults.raise_("PERMIT_UNKNOWN", action.permit, now, source, f"{action.action} for unknown permit {action.permit}")
             return []
         if action.action == "ack":
+            if action.alert is not None and action.alert == runtime.risk_alert:
+                runtime.risk_alert = None
+                self.faults.clear("RISK_ALERT_UNACKNOWLEDGED", action.permit, now, source)
             return []
         if action.action != "reset":
             self.faults.raise_("ACTION_UNKNOWN", action.permit, now, source, f"action {action.action!r} by {action.by}")
@@ -785,6 +924,8 @@ class Site:
             if row.worker:
                 self.tag_worker[device] = row.worker
                 self.worker_tags.setdefault(row.worker, []).append(device)
+        elif row.family == "gas" and row.zone:
+            self.zone_detectors.setdefault(row.zone, []).append(device)
         elif row.family == "plc":
             for item in row.equipment:
                 self.equipment_plc.setdefault(item, device)
@@ -806,6 +947,8 @@ class Site:
             tags.remove(device)
             if not tags:
                 del self.worker_tags[worker]
+        if row.family == "gas" and row.zone and device in self.zone_detectors.get(row.zone, ()):
+            self.zone_detectors[row.zone].remove(device)
         if row.family == "plc":
             for item in _enable_items(row):
                 if self.enable_plc.get(item) == device:
@@ -948,7 +1091,8 @@ class Site:
             ]
             if runtime.enabled or news:
                 latched = runtime.enabled or runtime.latched
-                self._command(HARD_STOP, runtime, stops, trigger, now, latched=latched)
+                risk = self.zone_risk[row.zone].note() if "RISK_RED" in codes else None
+                self._command(HARD_STOP, runtime, stops, trigger, now, latched=latched, risk=risk)
                 runtime.latched = latched
                 runtime.enabled = False
             runtime.stop_codes = codes
@@ -980,6 +1124,8 @@ class Site:
         if any(code not in runtime.warning_codes for code in warning_codes):
             self._command(ALERT, runtime, warnings, trigger, now, targets=[row.guardian])
         runtime.warning_codes = warning_codes
+        if self.zone_risk:
+            self._risk_alert(runtime, now, trigger)
         self._schedule(runtime, wake)
 
     def _preconditions(self, runtime: PermitRuntime, now: int, source: Origin) -> tuple[list[Reason], list[Reason], int | None]:
@@ -1002,6 +1148,8 @@ class Site:
             for plc in dict.fromkeys(self.enable_plc.get(item) for item in row.equipment):
                 if plc in self.plc_down:
                     findings.device_fault("PLC_UNREACHABLE", plc)
+        if self.zone_risk and (risk := self.zone_risk.get(row.zone)) is not None and risk.grade.grade == RED:
+            findings.device_fault("RISK_RED", row.zone)
         stops = (
             self._permit_reasons(row.permit, findings.problems, now, source)
             + [self._device_reason(code, device) for code, device in findings.device_faults]

@@ -52,7 +52,16 @@ def recording(recording_path) -> list[Envelope]:
 
 @pytest.fixture(scope="module")
 def replayed(recording_path, tmp_path_factory) -> Path:
+    """The replay on the limits alone (risk model off): what the thresholds decide."""
     out = tmp_path_factory.mktemp("replay")
+    assert interlock(["replay", str(recording_path), "--out", str(out), "--quiet", "--risk-model", "off"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def replayed_with_risk(recording_path, tmp_path_factory) -> Path:
+    """The replay with the shipped risk model (the default)."""
+    out = tmp_path_factory.mktemp("replay_risk")
     assert interlock(["replay", str(recording_path), "--out", str(out), "--quiet"]) == 0
     return out
 
@@ -133,6 +142,15 @@ def test_replay_stops_the_welder_once_lel_reaches_the_limit(replayed, recording)
     first_over = next(e for e in readings if msgspec.json.decode(e.payload)["r"]["lel"] >= limit)
     assert stop["trigger"] == {"topic": "gas.readings", "partition": 0, "offset": first_over.offset}
     assert 400_000 < first_over.ts - START_MS < 520_000  # the leak from 150 s, the fan tripped at 240 s
+
+
+def test_the_shipped_risk_model_warns_the_guardian_of_the_leak_before_the_lel_limit(replayed_with_risk, replayed):
+    commands = [c for c in lines(replayed_with_risk / "commands.jsonl") if c["permit"] == "HW-301"]
+    warnings = [c for c in commands if c["kind"] == "ALERT" and c.get("risk", {}).get("grade") in ("YELLOW", "RED")]
+    limit_stop = next(c for c in lines(replayed / "commands.jsonl") if c["permit"] == "HW-301" and c["kind"] == "HARD_STOP")
+    assert warnings and warnings[0]["risk"]["ack_required"]
+    assert warnings[0]["ts"] < limit_stop["ts"]
+    assert [r["code"] for r in limit_stop["reasons"]] == ["GAS_LIMIT_EXCEEDED"]
 
 
 def test_replay_enables_the_ventilated_tank_then_stops_it_on_h2s_from_the_sludge(replayed, recording):

@@ -94,8 +94,9 @@ def test_on_the_wall_clock_a_silent_detector_stops_the_permit_with_no_input_arri
 
 
 def test_a_live_shard_restored_from_a_snapshot_latches_what_it_had_enabled():
+    now = time.time_ns() // 1_000_000
     site = Site()
-    for record in scripted_records(seconds_after_start=2):
+    for record in scripted_records(start=now - 6 * SECOND, seconds_after_start=2):
         site.process(record)
     assert any(runtime.enabled for runtime in site.permits.values())
     logic = SiteLogic(pickle.loads(pickle.dumps(site)), WALL_CLOCK, resumed=True)

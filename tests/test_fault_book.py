@@ -19,6 +19,8 @@ from interlock.evidence import verify_lines
 from interlock.fault_catalog import CATALOG, REASONS_WITHOUT_FAULT
 from schemas.envelope import UnreadableRecord
 from interlock.site import PLC_LINK_TOPIC
+from risk_probe import run_lel
+from risk_probe import started as risk_started
 from site_records import (
     COMMANDS,
     FAULTS,
@@ -592,6 +594,30 @@ def s_plc_unreachable() -> HotWorkSite:
     return s
 
 
+def s_risk_blue() -> HotWorkSite:
+    s = risk_started()
+    run_lel(s, 2.0, 3)
+    return s
+
+
+def s_risk_yellow() -> HotWorkSite:
+    s = risk_started()
+    run_lel(s, 3.0, 3)
+    return s
+
+
+def s_risk_red() -> HotWorkSite:
+    s = risk_started()
+    run_lel(s, 6.0, 5)
+    return s
+
+
+def s_risk_alert_unacknowledged() -> HotWorkSite:
+    s = risk_started()
+    run_lel(s, 3.0, 125)
+    return s
+
+
 def s_interlock_restarted() -> HotWorkSite:
     s = running()
     s.outputs += s.site.resume(s.now + 3 * SECOND)
@@ -649,6 +675,10 @@ SITUATIONS: dict[str, Callable[[], HotWorkSite]] = {
     "RESET_REFUSED_CAUSES_PRESENT": s_reset_refused_causes_present,
     "PLC_UNREACHABLE": s_plc_unreachable,
     "INTERLOCK_RESTARTED": s_interlock_restarted,
+    "RISK_BLUE": s_risk_blue,
+    "RISK_YELLOW": s_risk_yellow,
+    "RISK_RED": s_risk_red,
+    "RISK_ALERT_UNACKNOWLEDGED": s_risk_alert_unacknowledged,
     # reasons a command carries without a fault
     "PERMIT_NOT_ACTIVE": s_permit_not_active,
     "GAS_PRETEST_INCOMPLETE": s_gas_pretest_incomplete,

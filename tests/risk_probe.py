@@ -1,0 +1,44 @@
+"""A probe risk model for specification tests: its score follows the zone's LEL reading, so each grade is reached on
+purpose, and `run_lel` gives healthy seconds at a chosen LEL."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from interlock.risk_features import FEATURE, FEATURE_WIDTH
+from interlock.risk_model import RiskModel, write_model_bytes
+from interlock.site import Site
+from site_records import SECOND, HotWorkSite, gas_v2
+
+PROBE_THRESHOLDS = {"blue": 0.2, "yellow": 0.5, "red": 0.8, "red_confirm_steps": 3, "release_ratio": 0.8,
+                    "release_steps": 5}
+
+
+def probe_model() -> RiskModel:
+    """One LSTM unit that remembers nothing (forget gate shut) and reads the LEL fraction: score ~0.07 at 1 %LEL,
+    ~0.28 at 2 %LEL (BLUE), ~0.57 at 3 %LEL (YELLOW), ~0.9 at 6 %LEL (RED), all under the 10 %LEL limit."""
+    weight_ih = np.zeros((4, FEATURE_WIDTH))
+    weight_ih[2, FEATURE["lel"]] = 2.0
+    bias = np.array([20.0, -20.0, 0.0, 20.0])
+    arrays = {
+        "weight_ih": weight_ih, "weight_hh": np.zeros((4, 1)), "bias_ih": bias, "bias_hh": np.zeros(4),
+        "head_weight": np.array([[10.0]]), "head_bias": np.array([-4.6]),
+        "feature_mean": np.zeros(FEATURE_WIDTH), "feature_scale": np.ones(FEATURE_WIDTH),
+    }
+    return RiskModel.from_bytes(write_model_bytes(arrays, {"thresholds": PROBE_THRESHOLDS}))
+
+
+PROBE = probe_model()
+
+
+def started(model: RiskModel | None = PROBE) -> HotWorkSite:
+    """The healthy hot-work site, its permit enabled, with zone risk graded by `model`."""
+    return HotWorkSite(Site(risk_model=model)).started()
+
+
+def run_lel(site: HotWorkSite, lel: float, seconds: int) -> None:
+    """Healthy seconds whose gas reading shows `lel` %LEL."""
+    for _ in range(seconds):
+        site.gas(gas_v2("GAS-07", site.now - 20, site.next_seq("GAS-07"), r=(20.9, lel, 0.0, 1.0)))
+        site.healthy_second(skip=("gas",))
+        site.now += SECOND

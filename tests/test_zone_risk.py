@@ -1,0 +1,147 @@
+"""Specification: zone risk grades in the interlock (docs/risk_model.md).
+
+A zone's risk model steps once a second on its detectors' readings. BLUE alerts the team leader, YELLOW alerts the
+guardian, who must acknowledge, RED stops every permit in the zone (latched, reset by the approver once the grade
+has fallen) and alerts everyone on it to evacuate. Risk-driven commands carry RISK_ reason codes, the score and the
+grade. The tests use a probe model whose score follows the zone's LEL reading, so each grade is reached on purpose.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from interlock.site import Site
+from risk_probe import PROBE, run_lel, started
+from site_records import SECOND, HotWorkSite, codes, commands, faults, gas_v2
+
+
+def risk_commands(site: HotWorkSite, since: int = 0) -> list[dict]:
+    return [c for c in commands(site, since=since) if any(code.startswith("RISK_") for code in codes(c))]
+
+
+def test_calm_air_gives_no_grade_and_no_command():
+    site = started()
+    run_lel(site, 1.0, 20)
+    assert risk_commands(site) == []
+    assert [f for f in faults(site) if f["code"].startswith("RISK_")] == []
+
+
+def test_yellow_alerts_the_guardian_with_score_grade_and_ack_required():
+    site = started()
+    run_lel(site, 3.0, 3)
+    [alert] = risk_commands(site)
+    assert alert["kind"] == "ALERT" and codes(alert) == ["RISK_YELLOW"] and alert["targets"] == ["G1"]
+    assert alert["risk"]["grade"] == "YELLOW" and 0.5 <= alert["risk"]["score"] < 0.8 and alert["risk"]["ack_required"]
+    [fault] = faults(site, "RISK_YELLOW", "raised")
+    assert fault["grade"] == "MAJOR" and fault["permits"] == ["HW-1"] and "PR-1" in fault["detail"]
+
+
+def test_yellow_does_not_stop_the_work():
+    site = started()
+    run_lel(site, 3.0, 10)
+    assert commands(site, "HARD_STOP") == []
+
+
+def test_blue_alerts_the_team_leader():
+    site = started()
+    run_lel(site, 2.0, 3)
+    [alert] = risk_commands(site)
+    assert codes(alert) == ["RISK_BLUE"] and alert["targets"] == ["W1"] and alert["risk"]["grade"] == "BLUE"
+
+
+def test_red_needs_confirmation_before_it_stops():
+    site = started()
+    run_lel(site, 6.0, 2)
+    assert commands(site, "HARD_STOP") == []
+    run_lel(site, 6.0, 1)
+    [stop] = commands(site, "HARD_STOP")
+    assert "RISK_RED" in codes(stop) and stop["latched"] and stop["risk"]["grade"] == "RED"
+
+
+def test_red_alerts_everyone_on_the_permit_to_evacuate():
+    site = started()
+    run_lel(site, 6.0, 4)
+    evacuate = [c for c in risk_commands(site) if c["kind"] == "ALERT" and c["risk"]["grade"] == "RED"]
+    assert len(evacuate) == 1
+    assert set(evacuate[0]["targets"]) == {"G1", "W1", "W2"} and "EVACUATE PR-1" in evacuate[0]["reasons"][0]["detail"]
+
+
+def test_red_latches_until_the_grade_falls_and_the_approver_resets():
+    site = started()
+    run_lel(site, 6.0, 5)
+    run_lel(site, 0.0, 10)
+    assert faults(site, "RISK_RED", "cleared")
+    assert commands(site, "ENABLE")[-1]["ts"] < commands(site, "HARD_STOP")[-1]["ts"]  # not re-enabled by itself
+    since = len(site.outputs)
+    site.send("ptw.actions", "HW-1", {"permit": "HW-1", "action": "reset", "by": "A1", "ts": site.now})
+    site.run(1)
+    assert [c["kind"] for c in commands(site, since=since)] == ["ENABLE"]
+
+
+def test_reset_is_refused_while_the_zone_is_still_red():
+    site = started()
+    run_lel(site, 6.0, 5)
+    since = len(site.outputs)
+    site.send("ptw.actions", "HW-1", {"permit": "HW-1", "action": "reset", "by": "A1", "ts": site.now})
+    [refusal] = faults(site, "RESET_REFUSED_CAUSES_PRESENT", since=since)
+    assert "RISK_RED" in refusal["detail"]
+
+
+def test_an_alert_not_acknowledged_in_two_minutes_raises_a_major_fault():
+    site = started()
+    run_lel(site, 3.0, 125)
+    [fault] = faults(site, "RISK_ALERT_UNACKNOWLEDGED", "raised")
+    assert fault["grade"] == "MAJOR" and "G1" in fault["detail"]
+
+
+def test_the_guardians_acknowledgement_stops_the_unacknowledged_fault():
+    site = started()
+    run_lel(site, 3.0, 3)
+    [alert] = risk_commands(site)
+    site.send("ptw.actions", "HW-1", {"permit": "HW-1", "action": "ack", "by": "G1", "alert": alert["id"], "ts": site.now})
+    run_lel(site, 3.0, 125)
+    assert faults(site, "RISK_ALERT_UNACKNOWLEDGED") == []
+
+
+def test_grading_is_off_without_a_model():
+    site = started(model=None)
+    run_lel(site, 6.0, 10)
+    assert risk_commands(site) == [] and commands(site, "HARD_STOP") == []
+
+
+def test_the_zone_steps_once_a_second_whatever_the_reading_rate():
+    site = started()
+    steps = site.site.zone_risk["PR-1"].steps
+    for _ in range(4):  # two readings 500 ms apart, each second
+        site.gas(gas_v2("GAS-07", site.now - 20, site.next_seq("GAS-07")))
+        site.now += SECOND // 2
+    assert site.site.zone_risk["PR-1"].steps - steps == 2
+
+
+def test_a_snapshot_resumes_with_the_same_scores():
+    site = started()
+    run_lel(site, 2.5, 5)
+    copy = pickle.loads(pickle.dumps(site.site))
+    for lel in (3.5, 4.5, 6.0):
+        record = site.writer.record("gas.readings", "GAS-07",
+                                    gas_v2("GAS-07", site.now - 20, site.next_seq("GAS-07"), r=(20.9, lel, 0.0, 1.0)),
+                                    site.now)
+        assert site.site.process(record) == copy.process(record)
+        assert site.site.zone_risk["PR-1"].score == copy.zone_risk["PR-1"].score
+        site.now += SECOND
+
+
+@pytest.mark.parametrize("second_lel, grade", [(0.0, "NONE"), (3.0, "YELLOW")])
+def test_the_zone_reads_its_worst_detector(second_lel, grade):
+    site = HotWorkSite(Site(risk_model=PROBE))
+    site.tables()
+    site.send("cmdb.devices", "GAS-08", {"device": "GAS-08", "family": "gas", "model": "GD-4", "firmware": "2.3.1",
+                                         "zone": "PR-1"})
+    for _ in range(4):
+        site.gas()
+        site.send("gas.readings", "GAS-08",
+                  gas_v2("GAS-08", site.now - 10, site.next_seq("GAS-08"), r=(20.9, second_lel, 0.0, 1.0)))
+        site.now += SECOND
+    assert site.site.zone_risk["PR-1"].grade_name == grade
