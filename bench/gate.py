@@ -31,6 +31,7 @@ SUITES: dict[str, str] = {
     "core_steps": "bench.core_steps",
     "latency": "bench.latency",
     "scaling": "bench.scaling",
+    "risk_serving": "bench.risk_serving",
 }
 """Suite name -> module with `measure(quick: bool) -> SuiteResult`, in running order."""
 

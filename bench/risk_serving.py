@@ -8,10 +8,10 @@ weights in the same run (for comparison: the stream serves with numba, and CI ma
                                  included), n zones in one call, per zone step; 1 thread
 
 Each figure is the median of several timed loops of about 4,000 zone steps, so a busy machine disturbs few of them.
-The model is random (hidden 32 unless --hidden) with a realistic mix of known and unknown inputs; its cost does not
-depend on the weights.
+The model is the shipped one (or a random one of --hidden units); the inputs are a realistic mix of known and unknown
+values. The cost does not depend on the weights.
 
-    python -m bench.risk_serving [--hidden 32] [--full]
+    python -m bench.risk_serving [--hidden N] [--full]
 """
 
 from __future__ import annotations
@@ -179,9 +179,16 @@ def _torch_difference(torch, model: RiskModel, raws: np.ndarray) -> float:
     return float(np.abs(out - expected).max())
 
 
-def measure(quick: bool, hidden: int = HIDDEN) -> SuiteResult:
-    """Numba serving figures and, when torch is importable, PyTorch's on the same weights."""
-    model = random_model(hidden)
+def measure(quick: bool, hidden: int | None = None) -> SuiteResult:
+    """Numba serving figures and, when torch is importable, PyTorch's on the same weights: the shipped model's, or a
+    random model of `hidden` units."""
+    if hidden is None:
+        from dataflows.risk_model_file import load_risk_model
+
+        model = load_risk_model()
+        hidden = model.hidden
+    else:
+        model = random_model(hidden)
     loops = LOOPS_QUICK if quick else LOOPS_FULL
     metrics = numba_metrics(model, loops)
     torch_figures, notes = torch_metrics(model, loops)
@@ -206,7 +213,8 @@ def table(result: SuiteResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.risk_serving", description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--hidden", type=int, default=HIDDEN, help=f"LSTM hidden size (default {HIDDEN})")
+    parser.add_argument("--hidden", type=int, default=None,
+                        help="a random model of this LSTM hidden size (default: the shipped model)")
     parser.add_argument("--full", action="store_true", help=f"{LOOPS_FULL} loops per figure (default {LOOPS_QUICK})")
     args = parser.parse_args(argv)
     started = time.perf_counter()

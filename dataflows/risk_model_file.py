@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from importlib import resources
 
-from interlock.risk_model import RiskModel
+from interlock.risk_grade import GradeState, grade_step
+from interlock.risk_inputs import empty_raw
+from interlock.risk_model import RiskModel, new_zone_state, step
 
 SHIPPED = "shipped"
 OFF = "off"
@@ -33,9 +35,17 @@ def load_risk_model(choice: str | None = SHIPPED) -> RiskModel | None:
                              f"'{SHIPPED}' or '{OFF}'") from error
         name = choice
     try:
-        return RiskModel.from_bytes(data)
+        model = RiskModel.from_bytes(data)
     except ValueError as error:
         raise ValueError(f"risk model {name}: {error}") from error
+    compile_steps(model)
+    return model
+
+
+def compile_steps(model: RiskModel) -> None:
+    """One step and one grading on a throwaway zone, so numba compiles (or loads its cache) now and not while the
+    first reading of a live run waits for its decision."""
+    grade_step(GradeState(), step(model, new_zone_state(model), empty_raw()), model.thresholds)
 
 
 def add_risk_model_argument(parser) -> None:

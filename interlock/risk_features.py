@@ -19,7 +19,7 @@ from numba import njit
 
 from interlock import risk_inputs as R
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 """Changing a feature (its formula, order or scaling) changes the model's input: retrain, and bump this."""
 
 CHANNELS: tuple[str, ...] = ("o2_deficiency", "o2_enrichment", "lel", "h2s", "co")
@@ -31,6 +31,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"{c}_vs_60s" for c in CHANNELS),                 # (x - ewma60) * 10, clipped to [-3, 3]
     *(f"{c}_60s_vs_300s" for c in CHANNELS),            # (ewma60 - ewma300) * 10, clipped to [-3, 3]
     *(f"{c}_300s" for c in CHANNELS),                   # ewma300
+    *(f"{c}_60s_vs_1800s" for c in CHANNELS),           # (ewma60 - ewma1800) * 10, clipped to [-3, 3]
     "gas_missing",                                      # 1 when no channel is known this step
     "fresh_share",                                      # fresh / detectors
     "faulted_share",                                    # faulted_channels / (4 * max(fresh, 1))
@@ -52,6 +53,8 @@ FEATURE = {name: i for i, name in enumerate(FEATURE_NAMES)}
 N_CHANNELS = len(CHANNELS)
 TAU_FAST_S = 60.0
 TAU_SLOW_S = 300.0
+TAU_BASELINE_S = 1800.0
+"""The zone's own background over the last half hour: a rise from it shows before the level is near a limit."""
 TREND_GAIN = 10.0
 X_MIN, X_MAX = -1.0, 3.0
 TREND_LIMIT = 3.0
@@ -66,13 +69,14 @@ FEATURE_STATE_FIELDS: tuple[str, ...] = (
     *(f"{c}_x" for c in CHANNELS),          # last known x
     *(f"{c}_ewma60" for c in CHANNELS),
     *(f"{c}_ewma300" for c in CHANNELS),
+    *(f"{c}_ewma1800" for c in CHANNELS),
 )
 """A zone's feature state, in order: all zeros before its first step."""
 
 FEATURE_STATE_WIDTH = len(FEATURE_STATE_FIELDS)
 
 _GAS_MISSING = FEATURE["gas_missing"]
-_KNOWN, _X, _E60, _E300 = 0, N_CHANNELS, 2 * N_CHANNELS, 3 * N_CHANNELS
+_KNOWN, _X, _E60, _E300, _E1800 = 0, N_CHANNELS, 2 * N_CHANNELS, 3 * N_CHANNELS, 4 * N_CHANNELS
 
 
 def new_feature_state() -> np.ndarray:
@@ -127,6 +131,7 @@ def features_step(raw, fstate, out):
         dt = 1.0
     alpha_fast = 1.0 - math.exp(-dt / TAU_FAST_S)
     alpha_slow = 1.0 - math.exp(-dt / TAU_SLOW_S)
+    alpha_baseline = 1.0 - math.exp(-dt / TAU_BASELINE_S)
 
     o2_low, o2_high, o2_min, o2_max = raw[R.O2_LOW], raw[R.O2_HIGH], raw[R.LIMIT_O2_MIN], raw[R.LIMIT_O2_MAX]
     known_now = 0
@@ -147,17 +152,20 @@ def features_step(raw, fstate, out):
                 fstate[_KNOWN + c] = 1.0
                 fstate[_E60 + c] = x
                 fstate[_E300 + c] = x
+                fstate[_E1800 + c] = x
             fstate[_X + c] = x
         x = fstate[_X + c]  # the value of this step, or the last known one (0 before any)
         if fstate[_KNOWN + c] != 0.0:
             fstate[_E60 + c] += alpha_fast * (x - fstate[_E60 + c])
             fstate[_E300 + c] += alpha_slow * (x - fstate[_E300 + c])
+            fstate[_E1800 + c] += alpha_baseline * (x - fstate[_E1800 + c])
         e60 = fstate[_E60 + c]
         e300 = fstate[_E300 + c]
         out[c] = x
         out[N_CHANNELS + c] = _clip((x - e60) * TREND_GAIN, -TREND_LIMIT, TREND_LIMIT)
         out[2 * N_CHANNELS + c] = _clip((e60 - e300) * TREND_GAIN, -TREND_LIMIT, TREND_LIMIT)
         out[3 * N_CHANNELS + c] = e300
+        out[4 * N_CHANNELS + c] = _clip((e60 - fstate[_E1800 + c]) * TREND_GAIN, -TREND_LIMIT, TREND_LIMIT)
 
     i = _GAS_MISSING
     out[i] = 1.0 if known_now == 0 else 0.0

@@ -17,6 +17,7 @@ import pytest
 
 from interlock import risk_inputs as R
 from interlock.risk_features import (
+    FEATURES_VERSION,
     FEATURE,
     FEATURE_NAMES,
     FEATURE_STATE_WIDTH,
@@ -113,7 +114,7 @@ def test_the_first_known_values_are_hazard_fractions_of_the_limits_with_flat_tre
     assert f["o2_deficiency"] == pytest.approx(0.5 / 1.4)
     assert f["o2_enrichment"] == pytest.approx(0.65 / 2.6)
     assert (f["lel"], f["h2s"], f["co"]) == pytest.approx((0.25, 0.2, 0.5))
-    assert f["lel_vs_60s"] == f["lel_60s_vs_300s"] == 0.0
+    assert f["lel_vs_60s"] == f["lel_60s_vs_300s"] == f["lel_60s_vs_1800s"] == 0.0
     assert f["lel_300s"] == pytest.approx(0.25)
     assert f["gas_missing"] == 0.0
 
@@ -126,6 +127,13 @@ def test_trends_follow_exponential_means_of_60_and_300_s_over_the_steps_dt():
     assert second["lel_vs_60s"] == pytest.approx((0.5 - ewma60) * 10)
     assert second["lel_60s_vs_300s"] == pytest.approx((ewma60 - ewma300) * 10)
     assert second["lel_300s"] == pytest.approx(ewma300)
+
+
+def test_the_rise_from_the_half_hour_background_follows_the_60_and_1800_s_means():
+    _, second = features_of(raw_vector(lel=2.5), raw_vector(dt_s=2.0, lel=5.0))
+    a60, a1800 = 1 - math.exp(-2 / 60), 1 - math.exp(-2 / 1800)
+    ewma60, ewma1800 = 0.25 + a60 * 0.25, 0.25 + a1800 * 0.25
+    assert second["lel_60s_vs_1800s"] == pytest.approx((ewma60 - ewma1800) * 10)
 
 
 def test_a_trend_is_clipped_to_three_so_a_jump_stays_in_range():
@@ -163,8 +171,8 @@ def test_a_channel_with_an_unusable_limit_counts_as_unknown():
 
 def test_a_channel_never_known_reads_zero_everywhere():
     (f,) = features_of(R.empty_raw())
-    gas = FEATURE_NAMES[:FEATURE["gas_missing"]]  # x, the two trends and ewma300 of the five channels
-    assert len(gas) == 20 and all(f[name] == 0.0 for name in gas)
+    gas = FEATURE_NAMES[:FEATURE["gas_missing"]]  # x, the three trends and ewma300 of the five channels
+    assert len(gas) == 25 and all(f[name] == 0.0 for name in gas)
     assert f["gas_missing"] == 1.0
 
 
@@ -222,8 +230,8 @@ def test_features_sequence_is_features_step_from_a_fresh_state():
 
 
 def test_feature_names_are_the_feature_vector():
-    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == FEATURE_WIDTH == 31
-    assert FEATURE["gas_missing"] == 20 and FEATURE_NAMES[-1] == "occupied_for"
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == FEATURE_WIDTH == 36
+    assert FEATURE["gas_missing"] == 25 and FEATURE_NAMES[-1] == "occupied_for"
     assert new_feature_state().shape == (FEATURE_STATE_WIDTH,)
 
 
@@ -296,7 +304,7 @@ def model_file(arrays: dict | None = None, drop: tuple[str, ...] = (), **meta) -
     """A model file's bytes written directly (write_model_bytes refuses what these tests need): `meta` fields
     replaced, `drop` ones left out."""
     arrays = random_model_arrays(1) if arrays is None else arrays
-    full = {"format": "interlock-risk-lstm/1", "raw_version": R.RAW_VERSION, "features_version": 1,
+    full = {"format": "interlock-risk-lstm/1", "raw_version": R.RAW_VERSION, "features_version": FEATURES_VERSION,
             "feature_names": list(FEATURE_NAMES), "hidden": 8, "horizon_s": 720, "thresholds": THRESHOLDS,
             "trained": {}, **meta}
     full = {name: value for name, value in full.items() if name not in drop}
@@ -311,13 +319,13 @@ def test_a_well_formed_file_is_read():
 
 def test_an_array_of_the_wrong_shape_is_named_with_the_shape_expected():
     arrays = random_model_arrays(1)
-    arrays["weight_ih"] = arrays["weight_ih"][:, :30]
-    with pytest.raises(ValueError, match=r"weight_ih has shape \(32, 30\), expected \(32, 31\)"):
+    arrays["weight_ih"] = arrays["weight_ih"][:, :FEATURE_WIDTH - 1]
+    with pytest.raises(ValueError, match=rf"weight_ih has shape \(32, {FEATURE_WIDTH - 1}\), expected \(32, {FEATURE_WIDTH}\)"):
         RiskModel.from_bytes(model_file(arrays))
 
 
 def test_a_hidden_size_that_does_not_match_the_weights_is_refused():
-    with pytest.raises(ValueError, match=r"weight_ih has shape \(32, 31\), expected \(64, 31\).*meta.hidden"):
+    with pytest.raises(ValueError, match=rf"weight_ih has shape \(32, {FEATURE_WIDTH}\), expected \(64, {FEATURE_WIDTH}\).*meta.hidden"):
         RiskModel.from_bytes(model_file(hidden=16))
 
 

@@ -18,8 +18,9 @@ Definitions (the evaluation report quotes them; `evaluate_grades` computes exact
 - **Episode precision**: true warning edges / all warning edges (same truth rule; n/a without any warning edge).
 - **Average precision**: of the row-level precision-recall curve of the score against `label` (a crossing in
   (t, t + 720 s]) over every evaluated step: the sum over distinct score thresholds, high to low, of the recall
-  gained times the precision there. `average_precision_not_over` is the same over steps not over a limit
-  (supplementary: a step over a limit is labelled false unless another crossing follows).
+  gained times the precision there. `average_precision_not_over` is the same over steps not over a limit (a
+  step over a limit is labelled false unless another crossing follows, so the all-steps figure penalises a score
+  that stays high while the air is past a limit); the comparison with the baselines uses it.
 
 Hazards and crossings are matched to sequences by (scenario_id, zone); those of zones not evaluated are ignored.
 
@@ -84,9 +85,10 @@ DETAILS: tuple[str, ...] = (
     "Recall any time: a crossed hazard is warned when its zone is YELLOW or RED at some step in [hazard start, first "
     "crossing). Median lead over the >= 600 s population uses the same per-hazard lead times.",
     "Average precision: the sum over distinct score thresholds, high to low, of the recall gained times the "
-    "precision there, over every evaluated step (label = a crossing in (t, t + 720 s]). The supplementary "
-    "'AP not over' is the same over steps not over a limit (a step inside a crossing's spell is labelled false "
-    "unless another crossing follows, so it penalises every scorer that stays high while over a limit).",
+    "precision there, over every evaluated step (label = a crossing in (t, t + 720 s]). "
+    "'AP not over a limit' is the same over steps not over a limit, and is the one the comparison with the "
+    "baselines uses: a step inside a crossing's spell is labelled false unless another crossing follows, so the "
+    "all-steps AP penalises every scorer that stays high while the air is over a limit, as an alarm should.",
     "Hazards and crossings are matched to the evaluated sequences by (scenario_id, zone); others are ignored.",
 )
 

@@ -17,11 +17,15 @@ Needs PyTorch (`pip install -e '.[train]'`, torch==2.13.0); the interlock itself
 3. **Training** is stateful truncated back-propagation through time: every zone sequence (up to 6 h at 1 Hz) is
    one sequence from a fresh state, as the stream runs it; `batch` sequences of similar length run side by side,
    time is cut into `window`-step chunks and (h, c) carries over from chunk to chunk, detached; padding is masked.
-   The loss is binary cross-entropy on `label` (a crossing within 12 min) with positives weighted `pos_weight`,
-   Adam with gradient clipping, deterministic (seeded, `torch.use_deterministic_algorithms`, `threads` threads).
-   `benign_keep` < 1 trains each epoch on that share of the benign-only zones (no hazard, no crossing), drawn anew.
-4. **Best epoch**: the one with the highest validation average precision (`training.risk_metrics.pr_curve`, the
-   evaluation's definition), ties to the lower validation loss (`select="loss"`: the lowest loss).
+   The loss is binary cross-entropy on `label` (a crossing within 12 min; with `over_limit_positive`, also every
+   step the air is past a limit, so the score stays high until the air is back) with positives weighted
+   `pos_weight` and those at least `EARLY_S` before their crossing (the steps a warning 10 minutes ahead rests on)
+   `early_weight` times more, Adam with gradient clipping, deterministic (seeded,
+   `torch.use_deterministic_algorithms`, `threads` threads). `benign_keep` < 1 trains each epoch on that share of
+   the benign-only zones (no hazard, no crossing), drawn anew.
+4. **Best epoch**: the one with the highest validation average precision over the steps not over a limit
+   (`training.risk_metrics.pr_curve`; the evaluation compares with the baselines on the same figure), ties to the
+   lower validation loss (`select="loss"`: the lowest loss).
 5. **Thresholds**: the best epoch is exported, read back with `RiskModel.from_bytes`, and its probabilities on the
    validation sequences come from `interlock.risk_model.sequence_probabilities` (the served numba path, so the
    thresholds fit what is served); `training.risk_metrics.choose_thresholds` (its `threshold_search`, which also
@@ -214,10 +218,14 @@ def _log_loss(probabilities: Sequence[np.ndarray], labels: Sequence[np.ndarray])
     return float(-np.mean(np.where(y, np.log(p), np.log1p(-p))))
 
 
-def _average_precision(probabilities: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> float:
+def _average_precision(probabilities: Sequence[np.ndarray], labels: Sequence[np.ndarray],
+                       sequences: Sequence[ZoneSequence]) -> float:
+    """Average precision over the steps not over a limit (the evaluation's comparison figure): how well the score
+    warns of a crossing still to come, whatever it does while the air is past a limit."""
     from training.risk_metrics import pr_curve
 
-    return pr_curve(np.concatenate(probabilities), np.concatenate(labels) > 0.5)[3]
+    keep = ~np.concatenate([np.asarray(s.over_limit, dtype=bool) for s in sequences])
+    return pr_curve(np.concatenate(probabilities)[keep], np.concatenate(labels)[keep] > 0.5)[3]
 
 
 # ---------------------------------------------------------------------------------------------- fallback truth
@@ -360,7 +368,7 @@ def train(
             train_seconds = time.monotonic() - t0
             probabilities = _predict(torch, net, valid_data)
             v_loss = _log_loss(probabilities, valid_data.y)
-            v_ap = _average_precision(probabilities, valid_data.y)
+            v_ap = _average_precision(probabilities, valid_data.y, sequences_validation)
             record = {"epoch": epoch, "train_loss": round(total_loss / max(total_weight, 1e-12), 6),
                       "validation_loss": round(v_loss, 6), "validation_ap": round(v_ap, 6), "updates": updates,
                       "zones": int(chosen.size), "seconds": round(time.monotonic() - t0, 1)}
@@ -384,7 +392,7 @@ def train(
 
         t0 = time.monotonic()
         served = [np.nan_to_num(sequence_probabilities(model, s.raw), nan=0.0) for s in sequences_validation]
-        served_ap = _average_precision(served, valid_data.y)
+        served_ap = _average_precision(served, valid_data.y, sequences_validation)
         crossings = list(crossings_validation) if crossings_validation is not None else crossings_from_sequences(
             sequences_validation)
         hazards = list(hazards_validation) if hazards_validation is not None else hazards_from_sequences(
