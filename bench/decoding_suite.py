@@ -18,6 +18,7 @@ lines (`FULL_PREFIX_LINES`, said in the notes) to keep the suite within about a 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import statistics
 import sys
@@ -33,6 +34,7 @@ from schemas import payloads as wire
 from schemas.catalog import PLC_SCHEMA, schema_for_firmware
 from schemas.decoding import decode_payload
 from dataflows.recording import read_recording
+from dataflows.risk_model_file import load_risk_model
 from interlock.site import Site
 from schemas.envelope import Record, read_envelope
 
@@ -155,8 +157,14 @@ def decode_metrics(payloads: dict[str, list[str]], loops: int, calls: int) -> li
 
 
 def decide_lines(lines: list[bytes]) -> list:
-    """Our decision path from the same recording lines the references read: envelopes read and ordered, then the Site."""
-    return Site().process_batch(read_recording(lines))
+    """Our decision path from the same recording lines the references read: envelopes read and ordered, then the Site
+    with the shipped risk model, as a site runs it."""
+    return Site(risk_model=_shipped_model()).process_batch(read_recording(lines))
+
+
+@functools.cache
+def _shipped_model():
+    return load_risk_model()
 
 
 def run_grid_baseline(lines: list[bytes]) -> list[dict]:

@@ -129,6 +129,8 @@ _PRODUCERS = {
     "decision_vs_grid_baseline": {"decoding"},
     "decision_share_of_limit": {"decoding"},
     "dataflow_share_of_decision": {"throughput"},
+    "step_us": {"risk_serving"},
+    "step_batch_us@256": {"risk_serving"},
 }
 
 

@@ -50,6 +50,7 @@ from bytewax.testing import run_main
 from bench.results import Metric, Series, SuiteResult
 from bench.workloads import FULL, QUICK, site_records
 from dataflows.interlock_flow import SiteLogic, build_flow
+from dataflows.risk_model_file import load_risk_model
 from dataflows.recording import CHUNK_RECORDS
 from interlock.site import COMMANDS_TOPIC, Output
 from schemas.envelope import Record, UnreadableRecord
@@ -393,9 +394,11 @@ class LoadResult:
 
 def run_paced(records: Sequence[Record | UnreadableRecord], rate: int | None, *,
               epoch_interval: datetime.timedelta | None = None, chunk_cap: int = CHUNK_RECORDS) -> PacedRun:
-    """Replay `records` through the real dataflow at `rate` records/s (None: all at once) and note every chunk."""
+    """Replay `records` through the real dataflow at `rate` records/s (None: all at once) and note every chunk; the
+    shipped risk model runs, as on a site."""
     run = PacedRun(records, rate, chunk_cap)
-    run_main(build_flow(PacedSource(run), DeliverySink(run), logic=PacedLogic), epoch_interval=epoch_interval)
+    run_main(build_flow(PacedSource(run), DeliverySink(run), logic=PacedLogic, risk_model=load_risk_model()),
+             epoch_interval=epoch_interval)
     return run
 
 

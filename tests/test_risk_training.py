@@ -185,6 +185,12 @@ def test_a_red_edge_is_true_from_12_minutes_before_to_1_minute_after_a_crossing(
     assert (m.red_edges, m.false_red) == (1, false)
 
 
+def test_a_false_red_during_a_hazard_that_never_crossed_is_counted_apart_from_one_on_benign_air():
+    m = one_zone(graded(HOUR, (1000, 1100, RED), (3000, 3100, RED)), active=(900, 1200))
+    assert (m.false_red, m.false_red_benign) == (2, 1)
+    assert [e.during_hazard for e in m.false_red_events] == [True, False]
+
+
 def test_a_red_edge_while_the_zone_is_over_a_limit_is_not_a_false_red():
     m = one_zone(graded(HOUR, (600, 700, RED)), over=(500, 1500))
     assert (m.red_edges, m.false_red) == (1, 0)

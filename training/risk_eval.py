@@ -230,7 +230,8 @@ def acceptance(methods: Sequence[MethodResult]) -> list[Criterion]:
         Criterion("median lead time", "reported", f"{_fmt_s(m.median_lead_s)} over all crossed hazards, "
                   f"{_fmt_s(m.median_lead_10min_s)} over the >= 600 s population", None),
         Criterion("false RED", f"<= {MAX_FALSE_RED_BUDGET:g} per 100 zone-hours",
-                  f"{_fmt(m.false_red_per_100h)} per 100 zone-hours ({m.false_red} in {m.zone_hours:.1f} h)",
+                  f"{_fmt(m.false_red_per_100h)} per 100 zone-hours ({m.false_red} in {m.zone_hours:.1f} h; "
+                  f"{m.false_red_benign} of them with no hazard active)",
                   m.false_red_per_100h <= MAX_FALSE_RED_BUDGET),
         Criterion("precision", "reported", f"episode {_fmt_pct(m.episode_precision)} "
                   f"({m.true_warning_edges}/{m.warning_edges} warnings), average precision {_fmt(m.average_precision, 3)}",
@@ -393,6 +394,7 @@ def _table_main(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
     row("median lead, all crossed", lambda x: _fmt_s(x.median_lead_s))
     row("median lead, lead_s >= 600", lambda x: _fmt_s(x.median_lead_10min_s))
     row("false RED / 100 zone-hours", lambda x: f"{_fmt(x.false_red_per_100h)} ({x.false_red})")
+    row("of them with no hazard active", lambda x: f"{_fmt(x.false_red_benign_per_100h)} ({x.false_red_benign})")
     row("false warnings / 100 zone-hours", lambda x: f"{_fmt(x.false_warnings_per_100h)} ({x.false_warnings})")
     row("episode precision", lambda x: f"{_fmt_pct(x.episode_precision)} ({x.true_warning_edges}/{x.warning_edges})")
     row("benign steps YELLOW or higher", lambda x: _fmt_pct(x.benign_warning_share))
@@ -487,8 +489,8 @@ def _blocks(ev: Evaluation) -> list[tuple[str, Any]]:
     b.append(("ul", list(ev.details)))
     if m is not None and m.metrics.false_red_events:
         b.append(("h2", "Model: false REDs"))
-        b.append(("table", (["scenario", "zone", "t_ms", "score"],
-                            [[e.scenario_id, e.zone, str(e.t_ms), _fmt(e.score, 4)]
+        b.append(("table", (["scenario", "zone", "t_ms", "score", "during a hazard"],
+                            [[e.scenario_id, e.zone, str(e.t_ms), _fmt(e.score, 4), "yes" if e.during_hazard else "no"]
                              for e in m.metrics.false_red_events[:50]])))
     if m is not None:
         missed = [x for x in m.metrics.leads if x.warned_10min is False]

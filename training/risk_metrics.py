@@ -13,7 +13,8 @@ Definitions (the evaluation report quotes them; `evaluate_grades` computes exact
   population.
 - **False RED**: a rising edge into RED at t (the zone's first step, or a step whose previous grade was not RED)
   such that no crossing of that zone falls in [t - 60 s, t + 720 s] and the zone is not over a limit at t
-  (`over_limit`). Rate per 100 zone-hours of the evaluated sequences (100 * count / (steps / 3600)). **False
+  (`over_limit`). Rate per 100 zone-hours of the evaluated sequences (100 * count / (steps / 3600)); those with no
+  hazard active in the zone (`false_red_benign`) are counted apart. **False
   warnings**: the same for rising edges into YELLOW-or-higher (previous grade NONE or BLUE), also per 100 zone-hours.
 - **Episode precision**: true warning edges / all warning edges (same truth rule; n/a without any warning edge).
 - **Average precision**: of the row-level precision-recall curve of the score against `label` (a crossing in
@@ -72,8 +73,10 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
      "before the crossing; report median over all crossed hazards and over the >= 600 s population)."),
     ("False RED",
      "a rising edge into RED at t such that no crossing of that zone falls in [t - 60 s, t + 720 s] and the zone is "
-     "not over a limit at t (over_limit). Rate per 100 zone-hours of the evaluated sequences. Same definition for "
-     "false warnings (rising edges into YELLOW-or-higher), also per 100 zone-hours."),
+     "not over a limit at t (over_limit). Rate per 100 zone-hours of the evaluated sequences. Those with no hazard "
+     "active in the zone at t are also counted apart: the others came during a real leak, purge or failure that "
+     "came close without crossing, or crossed outside the window. Same definition for false warnings (rising edges "
+     "into YELLOW-or-higher), also per 100 zone-hours."),
     ("Precision (episode)",
      "true warning edges / all warning edges (same truth rule as above). Also the row-level precision-recall curve "
      "of the score against `label` (average precision)."),
@@ -132,6 +135,8 @@ class EdgeEvent(msgspec.Struct):
     zone: str
     t_ms: int
     score: float
+    during_hazard: bool = False
+    """A hazard was active in the zone (a leak that came close without crossing, or crossed out of the window)."""
 
 
 class PRCurve(msgspec.Struct):
@@ -184,6 +189,10 @@ class RiskMetrics(msgspec.Struct):
     false_red_events: list[EdgeEvent]
     pr_curve: PRCurve
     operating_points: list[OperatingPoint] = []
+    false_red_benign: int = 0
+    """False REDs while no hazard was active in the zone: the crying wolf among them (the rest came during a real
+    leak, purge or failure that did not cross within the window)."""
+    false_red_benign_per_100h: float = 0.0
 
 
 @dataclass
@@ -457,7 +466,9 @@ def evaluate_grades(sequences: Sequence[ZoneSequence], grades: Sequence[np.ndarr
     for row, i in zip(red_rows.tolist(), seq_of_row.tolist()):
         if not prep.edge_true[row]:
             q = prep.sequences[i]
-            false_events.append(EdgeEvent(q.scenario_id, q.zone, int(prep.t_ms[row]), round(float(s[row]), 6)))
+            false_events.append(EdgeEvent(q.scenario_id, q.zone, int(prep.t_ms[row]), round(float(s[row]), 6),
+                                          during_hazard=not bool(prep.benign[row])))
+    false_red_benign = sum(1 for e in false_events if not e.during_hazard)
 
     thr, precision, recall, ap = pr_curve(s, prep.label)
     not_over = ~prep.over_limit
@@ -480,7 +491,8 @@ def evaluate_grades(sequences: Sequence[ZoneSequence], grades: Sequence[np.ndarr
         episode_precision=_ratio(true_warn, int(warn_rows.size)), benign_warning_share=_benign_share(g, prep),
         positive_rows=int(np.count_nonzero(prep.label)),
         average_precision=ap, average_precision_not_over=ap_not_over, per_kind=per_kind, leads=leads,
-        false_red_events=false_events, pr_curve=_downsample(thr, precision, recall), operating_points=points)
+        false_red_events=false_events, pr_curve=_downsample(thr, precision, recall), operating_points=points,
+        false_red_benign=false_red_benign, false_red_benign_per_100h=_rate(false_red_benign, prep.hours))
 
 
 # --- threshold choice -------------------------------------------------------------------------------------------
