@@ -73,9 +73,9 @@ class RiskModel(msgspec.Struct, frozen=True, eq=False):
     feature_mean: np.ndarray
     feature_scale: np.ndarray
     packed: np.ndarray
-    """[hidden, weight_ih.T, weight_hh.T, bias_ih + bias_hh, mean, scale, head_weight, head_bias, scratch]: the
-    weights transposed so the gate sums run along contiguous memory; the scratch holds one step's features and gates
-    (steps hold the GIL, so two threads never share it)."""
+    """[hidden, weight_ih.T, weight_hh.T, bias_ih + bias_hh, mean, scale, head_weight, head_bias]: the weights
+    transposed so the gate sums run along contiguous memory. Read-only while stepping: a step keeps its features
+    and gates in arrays of its own."""
     meta_json: str
     """The meta exactly as in the file (keys this code does not read included), for `to_bytes`."""
 
@@ -193,13 +193,11 @@ def _offsets(hidden: int) -> tuple[int, ...]:
     scale = mean + f
     head = scale + f
     head_bias = head + hidden
-    feats = head_bias + 1
-    gates = feats + f
-    return w_ih, w_hh, bias, mean, scale, head, head_bias, feats, gates, gates + g
+    return w_ih, w_hh, bias, mean, scale, head, head_bias, head_bias + 1
 
 
 def _pack(arrays: dict[str, np.ndarray], hidden: int) -> np.ndarray:
-    w_ih, w_hh, bias, mean, scale, head, head_bias, feats, _, end = _offsets(hidden)
+    w_ih, w_hh, bias, mean, scale, head, head_bias, end = _offsets(hidden)
     packed = np.zeros(end, dtype=np.float64)
     packed[0] = hidden
     packed[w_ih:w_hh] = arrays["weight_ih"].T.ravel()
@@ -229,12 +227,10 @@ def _zone_step(packed, state, raw):
     scale = mean + f
     head = scale + f
     head_bias = head + hidden
-    feats_at = head_bias + 1
-    gates_at = feats_at + f
-    if packed.shape[0] != gates_at + g or state.shape[0] != FEATURE_STATE_WIDTH + 2 * hidden:
+    if packed.shape[0] != head_bias + 1 or state.shape[0] != FEATURE_STATE_WIDTH + 2 * hidden:
         raise ValueError("risk step: the zone state does not fit the model; make it with new_zone_state(model)")
-    feats = packed[feats_at:gates_at]
-    gates = packed[gates_at:gates_at + g]
+    feats = np.empty(f)
+    gates = np.empty(g)  # not a part of `packed`: with no aliasing possible the compiler vectorises the sums below
     features_step(raw, state[:FEATURE_STATE_WIDTH], feats)
     for k in range(f):
         feats[k] = (feats[k] - packed[mean + k]) / packed[scale + k]

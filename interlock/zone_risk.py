@@ -51,30 +51,53 @@ def zone_raw(
     raw: np.ndarray, dt_s: float, detectors: int, fresh: list[GasSample], limits: GasLimits,
     fan: float, equipment: float, occupancy: float, since_first_entry_s: float, occupied_for_s: float,
 ) -> np.ndarray:
-    """Fill `raw` (interlock.risk_inputs layout) from a zone's fresh trusted readings and signals; returns it."""
-    o2 = [s.o2 for s in fresh if s.o2 is not None]
+    """Fill `raw` (interlock.risk_inputs layout) from a zone's fresh trusted readings and signals; returns it. One
+    pass over the readings and one write of the vector: this runs once a second for every zone."""
     nan = math.nan
-    raw[R.DT_S] = dt_s
-    raw[R.O2_LOW] = min(o2) if o2 else nan
-    raw[R.O2_HIGH] = max(o2) if o2 else nan
-    for index, name in ((R.LEL, "lel"), (R.H2S, "h2s"), (R.CO, "co")):
-        values = [v for s in fresh if (v := getattr(s, name)) is not None]
-        raw[index] = max(values) if values else nan
-    raw[R.LIMIT_O2_MIN] = limits.o2_min
-    raw[R.LIMIT_O2_MAX] = limits.o2_max
-    raw[R.LIMIT_LEL] = limits.lel_max
-    raw[R.LIMIT_H2S] = limits.h2s_max
-    raw[R.LIMIT_CO] = limits.co_max
-    raw[R.DETECTORS] = detectors
-    raw[R.FRESH] = len(fresh)
-    raw[R.FAULTED_CHANNELS] = sum((s.o2 is None) + (s.lel is None) + (s.h2s is None) + (s.co is None) for s in fresh)
-    raw[R.WARMING] = sum(s.status == "warmup" for s in fresh)
-    raw[R.FAN] = fan
-    raw[R.EQUIPMENT] = equipment
-    raw[R.OCCUPANCY] = occupancy
-    raw[R.SINCE_FIRST_ENTRY_S] = since_first_entry_s
-    raw[R.OCCUPIED_FOR_S] = occupied_for_s
+    o2_low = o2_high = lel = h2s = co = nan
+    faulted = warming = 0
+    for sample in fresh:
+        value = sample.o2
+        if value is None:
+            faulted += 1
+        else:
+            if not value >= o2_low:  # NaN until the first value
+                o2_low = value
+            if not value <= o2_high:
+                o2_high = value
+        value = sample.lel
+        if value is None:
+            faulted += 1
+        elif not value <= lel:
+            lel = value
+        value = sample.h2s
+        if value is None:
+            faulted += 1
+        elif not value <= h2s:
+            h2s = value
+        value = sample.co
+        if value is None:
+            faulted += 1
+        elif not value <= co:
+            co = value
+        if sample.status == "warmup":
+            warming += 1
+    raw[:] = (
+        dt_s, o2_low, o2_high, lel, h2s, co,
+        limits.o2_min, limits.o2_max, limits.lel_max, limits.h2s_max, limits.co_max,
+        detectors, len(fresh), faulted, warming, fan, equipment, occupancy, since_first_entry_s, occupied_for_s,
+    )
     return raw
+
+
+_ZONE_RAW_ORDER = (
+    "dt_s", "o2_low", "o2_high", "lel", "h2s", "co", "limit_o2_min", "limit_o2_max", "limit_lel", "limit_h2s",
+    "limit_co", "detectors", "fresh", "faulted_channels", "warming", "fan", "equipment", "occupancy",
+    "since_first_entry_s", "occupied_for_s",
+)
+if _ZONE_RAW_ORDER != R.RAW_FIELDS:
+    raise ImportError("interlock.zone_risk.zone_raw writes the raw vector in an order other than "
+                      "interlock.risk_inputs.RAW_FIELDS: update zone_raw with the fields")
 
 
 def signal_any(values: list[bool | None]) -> float:
