@@ -919,12 +919,14 @@ def path_latency(path: str, outcomes: list[ProbeOutcome], window_start_s: float)
     return result
 
 
-def fault_counts(faults: list[FaultView], probe_detectors: set[str]) -> tuple[dict, dict]:
-    """Fault records by code and state: those the probes caused, and every other."""
+def fault_counts(faults: list[FaultView], probe_detectors: set[str], probe_permits: set[str]) -> tuple[dict, dict]:
+    """Fault records by code and state: those the probes caused, and every other. A probe's tripping reading is gas
+    at 25 %LEL: the zone risk model may grade its zone too, so RISK_ faults of probed permits alone are the probes'."""
     probe: dict[str, dict[str, int]] = {}
     other: dict[str, dict[str, int]] = {}
     for fault in faults:
-        caused = fault.code in PROBE_FAULT_CODES and fault.device in probe_detectors
+        caused = (fault.code in PROBE_FAULT_CODES and fault.device in probe_detectors) or (
+            fault.code.startswith("RISK_") and bool(fault.permits) and set(fault.permits) <= probe_permits)
         states = (probe if caused else other).setdefault(fault.code, {})
         states[fault.state] = states.get(fault.state, 0) + 1
     return probe, other
@@ -1162,7 +1164,7 @@ def summarise(run: Run, site: LiveSite, permits: list[ProbedPermit], tables: lis
     enable = path_latency(ENABLE, outcomes, window.start)
     kinds, other_stops = command_counts(outputs.commands, outcomes)
     excluded = {p.detector for p in permits}
-    probe_faults, other_faults = fault_counts(outputs.faults, excluded)
+    probe_faults, other_faults = fault_counts(outputs.faults, excluded, {p.permit for p in permits})
     lag = lag_summary(window.lag)
     kept_pace = window.records >= PACE_SHARE * settings.rate * window.seconds
     kept_up = lag.end <= KEEP_UP_LAG_S * settings.rate and lag.slope_per_s <= KEEP_UP_SLOPE * settings.rate
