@@ -31,6 +31,18 @@ def probe_model() -> RiskModel:
 PROBE = probe_model()
 
 
+def random_model_arrays(seed: int, hidden: int = 8) -> dict[str, np.ndarray]:
+    """A model file's arrays with random weights of the served shape (hidden units, this code's features)."""
+    rng = np.random.default_rng(seed)
+    f, g = FEATURE_WIDTH, 4 * hidden
+    return {
+        "weight_ih": rng.normal(0, 0.3, (g, f)), "weight_hh": rng.normal(0, 0.3, (g, hidden)),
+        "bias_ih": rng.normal(0, 0.1, g), "bias_hh": rng.normal(0, 0.1, g),
+        "head_weight": rng.normal(0, 0.5, (1, hidden)), "head_bias": rng.normal(0, 0.1, 1),
+        "feature_mean": rng.normal(0, 0.1, f), "feature_scale": rng.uniform(0.5, 2.0, f),
+    }
+
+
 def started(model: RiskModel | None = PROBE) -> HotWorkSite:
     """The healthy hot-work site, its permit enabled, with zone risk graded by `model`."""
     return HotWorkSite(Site(risk_model=model)).started()

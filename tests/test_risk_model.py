@@ -27,6 +27,7 @@ from interlock.risk_features import (
     new_feature_state,
 )
 from interlock.risk_grade import RiskThresholds
+from risk_probe import random_model_arrays
 from interlock.risk_model import (
     ARRAY_NAMES,
     RiskModel,
@@ -61,17 +62,6 @@ def features_of(*raws: np.ndarray) -> list[dict[str, float]]:
         features_step(raw, state, out)
         result.append(dict(zip(FEATURE_NAMES, out.tolist())))
     return result
-
-
-def random_model_arrays(seed: int, hidden: int = 8) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    f, g = FEATURE_WIDTH, 4 * hidden
-    return {
-        "weight_ih": rng.normal(0, 0.3, (g, f)), "weight_hh": rng.normal(0, 0.3, (g, hidden)),
-        "bias_ih": rng.normal(0, 0.1, g), "bias_hh": rng.normal(0, 0.1, g),
-        "head_weight": rng.normal(0, 0.5, (1, hidden)), "head_bias": rng.normal(0, 0.1, 1),
-        "feature_mean": rng.normal(0, 0.1, f), "feature_scale": rng.uniform(0.5, 2.0, f),
-    }
 
 
 def random_model(seed: int = 1, hidden: int = 8) -> RiskModel:

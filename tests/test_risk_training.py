@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 from interlock import risk_inputs as R
-from interlock.risk_features import FEATURE_WIDTH
 from interlock.risk_grade import BLUE, NONE, RED, YELLOW, RiskThresholds, grade_series
 from interlock.risk_model import RiskModel, write_model_bytes
+from risk_probe import random_model_arrays
 from training.risk_baselines import BELOW_LIMIT, rate_of_rise_scores, threshold_only_scores
 from training.risk_dataset import load_crossings, load_hazards, load_set
 from training.risk_eval import main as risk_eval_main
@@ -95,17 +95,6 @@ def raw_steps(steps: int, **columns) -> np.ndarray:
                         **LIMITS, **columns}.items():
         raw[:, R.RAW[name]] = value
     return raw
-
-
-def random_model_arrays(seed: int, hidden: int = 4) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    f, g = FEATURE_WIDTH, 4 * hidden
-    return {
-        "weight_ih": rng.normal(0, 0.3, (g, f)), "weight_hh": rng.normal(0, 0.3, (g, hidden)),
-        "bias_ih": rng.normal(0, 0.1, g), "bias_hh": rng.normal(0, 0.1, g),
-        "head_weight": rng.normal(0, 0.5, (1, hidden)), "head_bias": rng.normal(0, 0.1, 1),
-        "feature_mean": rng.normal(0, 0.1, f), "feature_scale": rng.uniform(0.5, 2.0, f),
-    }
 
 
 # --- recall >= 10 min and lead time -------------------------------------------------------------------------------
@@ -499,7 +488,7 @@ def training_set(tmp_path_factory) -> Path:
 def evaluation(training_set, tmp_path_factory) -> tuple[int, Path]:
     folder = tmp_path_factory.mktemp("risk_eval")
     model = folder / "model.npz"
-    model.write_bytes(write_model_bytes(random_model_arrays(7), {"thresholds": THRESHOLDS}))
+    model.write_bytes(write_model_bytes(random_model_arrays(7, hidden=4), {"thresholds": THRESHOLDS}))
     out = folder / "report"
     code = risk_eval_main(["--data", str(training_set), "--splits", "train,validation,test", "--model", str(model),
                            "--out", str(out)])

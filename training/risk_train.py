@@ -48,7 +48,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from interlock.risk_features import FEATURE_NAMES, FEATURE_WIDTH, features_sequence
+from interlock.risk_features import FEATURE_WIDTH, features_sequence
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
 TORCH_VERSION = "2.13.0"
