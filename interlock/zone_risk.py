@@ -9,6 +9,7 @@ the trainer reads, so nothing is computed differently in the stream.
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any
 
 import msgspec
@@ -82,12 +83,16 @@ def zone_raw(
             co = value
         if sample.status == "warmup":
             warming += 1
-    raw[:] = (
-        dt_s, o2_low, o2_high, lel, h2s, co,
+    _RAW_LAYOUT.pack_into(
+        raw, 0, dt_s, o2_low, o2_high, lel, h2s, co,
         limits.o2_min, limits.o2_max, limits.lel_max, limits.h2s_max, limits.co_max,
         detectors, len(fresh), faulted, warming, fan, equipment, occupancy, since_first_entry_s, occupied_for_s,
     )
     return raw
+
+
+_RAW_LAYOUT = struct.Struct(f"={R.RAW_WIDTH}d")
+"""The raw vector's bytes (native float64): writing them in one call costs a fraction of numpy's item assignment."""
 
 
 _ZONE_RAW_ORDER = (
