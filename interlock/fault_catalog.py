@@ -156,7 +156,7 @@ CATALOG: dict[str, FaultKind] = {
                                          "confirmed at start.",
                              "Check the harness battery and radio; restart needs fresh data."),
     # risk model
-    "RISK_BLUE": _c("INFO", "The zone's risk score (the LSTM's probability of a gas limit being crossed within 12 minutes) is "
+    "RISK_BLUE": _c("INFO", "The zone's risk score (the LSTM's probability of the zone's air being past a gas limit within 12 minutes) is "
                             "at or over the blue threshold: conditions are drifting the wrong way.",
                     "The team leader looks at the zone's gas trends and ventilation; work goes on."),
     "RISK_YELLOW": _c("MAJOR", "The zone's risk score is at or over the yellow threshold: a gas limit may be crossed within "

@@ -140,6 +140,6 @@ def risk_detail(risk: ZoneRisk, threshold: float) -> str:
             if not math.isnan(value):
                 parts.append(f"{label} {value:g} {unit}")
     air = f"; air as read: {', '.join(parts)}" if parts else "; no fresh gas reading"
-    return (f"{risk.zone}: risk {risk.score:.2f} (probability of a gas limit crossed within 12 min) is "
+    return (f"{risk.zone}: risk {risk.score:.2f} (probability of the air past a gas limit within 12 min) is "
             f"{risk.grade_name} (threshold {threshold:g}){air}")
 
