@@ -18,7 +18,6 @@ lines (`FULL_PREFIX_LINES`, said in the notes) to keep the suite within about a 
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import statistics
 import sys
@@ -159,12 +158,7 @@ def decode_metrics(payloads: dict[str, list[str]], loops: int, calls: int) -> li
 def decide_lines(lines: list[bytes]) -> list:
     """Our decision path from the same recording lines the references read: envelopes read and ordered, then the Site
     with the shipped risk model, as a site runs it."""
-    return Site(risk_model=_shipped_model()).process_batch(read_recording(lines))
-
-
-@functools.cache
-def _shipped_model():
-    return load_risk_model()
+    return Site(risk_model=load_risk_model()).process_batch(read_recording(lines))
 
 
 def run_grid_baseline(lines: list[bytes]) -> list[dict]:

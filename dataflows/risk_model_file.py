@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 from interlock.risk_grade import GradeState, grade_step
@@ -25,15 +26,23 @@ def load_risk_model(choice: str | None = SHIPPED) -> RiskModel | None:
     if choice is None or choice == OFF:
         return None
     if choice == SHIPPED:
-        data, name = shipped_model_bytes(), f"interlock/{SHIPPED_FILE}"
-    else:
-        try:
-            with open(choice, "rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            raise ValueError(f"risk model {choice}: {error.strerror or error}; give a file made by interlock risk-train, "
-                             f"'{SHIPPED}' or '{OFF}'") from error
-        name = choice
+        return _shipped_model()
+    try:
+        with open(choice, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ValueError(f"risk model {choice}: {error.strerror or error}; give a file made by interlock risk-train, "
+                         f"'{SHIPPED}' or '{OFF}'") from error
+    return _model_from(data, choice)
+
+
+@functools.cache
+def _shipped_model() -> RiskModel:
+    """The packaged model, read once per process: steps only read a model, so every Site may share it."""
+    return _model_from(shipped_model_bytes(), f"interlock/{SHIPPED_FILE}")
+
+
+def _model_from(data: bytes, name: str) -> RiskModel:
     try:
         model = RiskModel.from_bytes(data)
     except ValueError as error:
