@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import msgspec
@@ -34,6 +35,10 @@ class TagPlace(msgspec.Struct, gc=False):
     zones: list[str] = msgspec.field(default_factory=list)
     candidates: list[str] = msgspec.field(default_factory=list)
     """The watched zones whose bounding box touches the cell: the grid's own list, so watching a zone updates it."""
+    stay: tuple[float, float, float, float, float, float] | None = None
+    """An open box (x_min, x_max, y_min, y_max, z_min, z_max) around the last fix, inside the cell, in which no
+    watched zone's answer can change: a fix inside it is placed without a zone test. None when there is none (near a
+    polygon that is not a rectangle) or since a zone of the cell was watched or unwatched."""
 
 
 class ZoneOccupancy:
@@ -58,6 +63,7 @@ class ZoneOccupancy:
         self.occupants[zone] = {}
         for cell in _cells(area):
             self.grid.setdefault(cell, []).append(zone)
+        self._forget_stays(area)
         for place in self.places_within(area):
             self._enter(place, zone)
 
@@ -69,6 +75,14 @@ class ZoneOccupancy:
             self.places[tag].zones.remove(zone)
         for cell in _cells(area):
             self.grid[cell].remove(zone)
+        self._forget_stays(area)
+
+    def _forget_stays(self, area: Area) -> None:
+        """The tags in the cells of a zone watched or unwatched test their next fix in full."""
+        places = self.places
+        for cell in _cells(area):
+            for tag in self.cell_tags.get(cell, ()):
+                places[tag].stay = None
 
     def places_within(self, area: Area) -> list[TagPlace]:
         """Tags whose last fix is inside `area`, looked up through the cells it covers."""
@@ -97,6 +111,9 @@ class ZoneOccupancy:
         """Place a tag at its new fix; returns the watched zones it entered or left."""
         x, y, z = fix.x, fix.y, fix.z
         place.fix = fix
+        stay = place.stay
+        if stay is not None and stay[0] < x < stay[1] and stay[2] < y < stay[3] and stay[4] < z < stay[5]:
+            return _NOTHING
         cx, cy = x // CELL_MM, y // CELL_MM
         if cx != place.cx or cy != place.cy:
             tag = place.tag
@@ -124,7 +141,44 @@ class ZoneOccupancy:
                 if (not current or zone not in current) and areas[zone].contains(x, y, z):
                     self._enter(place, zone)
                     changed = [zone] if changed is None else changed + [zone]
+        place.stay = self._stay_box(place, x, y, z)
         return changed or _NOTHING
+
+    def _stay_box(self, place: TagPlace, x: float, y: float, z: float) -> tuple[float, ...] | None:
+        """The open box around (x, y, z) inside the place's cell where every watched zone of the cell answers as it does
+        at the point: inside the rectangles the point is in, on the point's side of the others' bounding boxes."""
+        x_min, y_min = place.cx * CELL_MM, place.cy * CELL_MM
+        x_max, y_max = x_min + CELL_MM, y_min + CELL_MM
+        z_min, z_max = -math.inf, math.inf
+        areas = self.areas
+        current = place.zones
+        for zone in (*current, *place.candidates):
+            area = areas[zone]
+            b = area.box
+            if zone in current:
+                if not area.rectangle:
+                    return None
+                x_min, x_max = max(x_min, b[0]), min(x_max, b[1])
+                y_min, y_max = max(y_min, b[2]), min(y_max, b[3])
+                z_min, z_max = max(z_min, b[4]), min(z_max, b[5])
+                continue
+            # Outside: keep to the side of its bounding box with the most room (none: inside the box of a polygon).
+            room, side = max((b[0] - x, 0), (x - b[1], 1), (b[2] - y, 2), (y - b[3], 3), (b[4] - z, 4), (z - b[5], 5))
+            if room <= 0:
+                return None
+            if side == 0:
+                x_max = min(x_max, b[0])
+            elif side == 1:
+                x_min = max(x_min, b[1])
+            elif side == 2:
+                y_max = min(y_max, b[2])
+            elif side == 3:
+                y_min = max(y_min, b[3])
+            elif side == 4:
+                z_max = min(z_max, b[4])
+            else:
+                z_min = max(z_min, b[5])
+        return x_min, x_max, y_min, y_max, z_min, z_max
 
     def inside(self, zone: str) -> dict[str, None]:
         return self.occupants.get(zone, {})

@@ -86,6 +86,9 @@ def _grade_series(scores, blue, yellow, red, confirm, release_ratio, release_ste
 def grade_step(state: GradeState, score: float, thresholds: RiskThresholds) -> int:
     """Advance a zone's grade by one scored step (in place); returns the new grade."""
     t = thresholds
+    if state.grade == NONE and score < t.blue:
+        state.red_run = state.calm_run = 0  # what _grade_step gives for calm air, without the call
+        return NONE
     state.grade, state.red_run, state.calm_run = _grade_step(
         state.grade, state.red_run, state.calm_run, float(score), t.blue, t.yellow, t.red,
         t.red_confirm_steps, t.release_ratio, t.release_steps)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import sys
 from typing import Callable, Iterable
 
@@ -39,7 +40,9 @@ from interlock.qualification import check_crew
 from interlock.risk_grade import NONE, RED, YELLOW, grade_step
 from interlock.risk_model import RiskModel, new_zone_state, step as risk_model_step
 from interlock.site_time import DAY_MS, site_date, site_day
-from interlock.zone_risk import RISK_CODES, RISK_FAULT_CODES, ZoneRisk, observe_occupancy, risk_detail, signal_any, zone_raw
+from interlock.zone_risk import (
+    RISK_CODES, RISK_FAULT_CODES, ZoneInputsPlan, ZoneRisk, observe_occupancy, risk_detail, signal_any, zone_raw,
+)
 from interlock.risk_inputs import empty_raw
 from schemas import payloads as wire
 from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
@@ -151,6 +154,8 @@ class Site:
         self.zone_risk: dict[str, ZoneRisk] = {}
         self.zone_detectors: dict[str, list[str]] = {}
         """Zone -> the gas detectors the CMDB places there: what the zone's risk step reads."""
+        self._risk_plans: dict[str, ZoneInputsPlan] = {}
+        """Zone -> what its risk step reads, resolved from the tables; emptied whenever a table row changes."""
         self.now = 0
         self.devices: dict[str, wire.DeviceRow] = {}
         self.zones: dict[str, ZoneView] = {}
@@ -204,10 +209,33 @@ class Site:
         return self._take()
 
     def process_batch(self, records: Iterable[Record | UnreadableRecord]) -> list[Output]:
-        """Handle records in order; returns what to send for all of them, in decision order."""
+        """Handle records in order; returns what to send for all of them, in decision order. A record of a known topic
+        with no timer due is handled here as `_handle` would, without its call: this loop runs once per record."""
         handle = self._handle
+        handlers = self._handlers
+        evaluate = self._evaluate
+        timers = self.timers
+        faults = self.faults
+        quiet = faults.quiet
+        commands = self._commands
         for record in records:
-            handle(record)
+            ts = record.ts
+            if (timers and timers[0][0] <= ts) or (quiet and quiet[0][0] <= ts) or record.__class__ is not Record:
+                handle(record)
+                continue
+            handler = handlers.get(record.topic)
+            if handler is None:
+                handle(record)
+                continue
+            if ts > self.now:
+                self.now = ts
+            now = self.now
+            touched = handler(record, record, now)
+            if touched:
+                for permit in dict.fromkeys(touched):
+                    evaluate(permit, now, record)
+            if commands or faults.pending:
+                self._flush()
         return self._take()
 
     def _handle(self, record: Record | UnreadableRecord) -> None:
@@ -539,37 +567,40 @@ class Site:
     def _risk_inputs(self, risk: ZoneRisk, now: int):
         """The zone's raw input vector now (interlock.risk_inputs), written into `risk.raw`."""
         zone = risk.zone
+        plan = self._risk_plans.get(zone)
+        if plan is None:
+            plan = self._risk_plans[zone] = self._risk_plan(zone)
         config = self.config
         max_age = config.gas_reading_max_age_ms
-        detectors = self.zone_detectors.get(zone, ())
-        states = self.device_state
-        fresh = [
-            d.gas_sample for device in detectors
-            if (d := states[device]).gas_sample is not None and now - d.gas_at <= max_age and device not in self.untrusted
-        ]
-        active = self.index.active_in_zone.get(zone, ())
-        runtimes = [self.permits[pid] for pid in active]
-        work_type = next((rt.row.type for rt in runtimes if rt.row.type == "confined_space"),
-                         runtimes[0].row.type if runtimes else "")
-        occupancy = len(self.occupancy.inside(zone)) if active else None
+        untrusted = self.untrusted
+        fresh = [d.gas_sample for d in plan.detectors
+                 if d.gas_sample is not None and now - d.gas_at <= max_age and d.tag not in untrusted]
+        occupancy = len(self.occupancy.inside(zone)) if plan.active else None
         since_first, occupied = observe_occupancy(risk, occupancy, now)
-        dt_s = (now - risk.last_step) / 1000 if risk.last_step is not None else 1.0
-        raw = zone_raw(
-            risk.raw, dt_s, len(detectors), fresh, self._limits_for(work_type, now),
-            signal_any([self._signal(item, "running", now) for rt in runtimes for item in rt.row.ventilation]),
-            signal_any([self._signal(item, "power", now) for rt in runtimes for item in rt.row.equipment]),
-            float(occupancy) if occupancy is not None else float("nan"), since_first, occupied,
+        plc_max_age = config.plc_state_max_age_ms
+        return zone_raw(
+            risk.raw, (now - risk.last_step) / 1000 if risk.last_step is not None else 1.0, len(plan.detectors), fresh,
+            self._limits_for(plan.work_type, now),
+            signal_any(plan.fans, self.plc, untrusted, now, plc_max_age),
+            signal_any(plan.equipment, self.plc, untrusted, now, plc_max_age),
+            float(occupancy) if occupancy is not None else math.nan, since_first, occupied,
         )
-        return raw
 
-    def _signal(self, item: str, signal: str, now: int) -> bool | None:
-        """A PLC signal of an item of equipment from a fresh trusted PLC report, else None."""
-        plc = self.equipment_plc.get(item)
-        view = self.plc.get(plc) if plc is not None else None
-        if view is None or plc in self.untrusted or now - view.ts > self.config.plc_state_max_age_ms:
-            return None
-        value = view.tags.get(f"{item}.{signal}")
-        return value if isinstance(value, bool) else None
+    def _risk_plan(self, zone: str) -> ZoneInputsPlan:
+        """What the zone's risk step reads, from the tables as they are (kept until a table row changes)."""
+        active = list(self.index.active_in_zone.get(zone, ()))
+        rows = [self.permits[pid].row for pid in active]
+        work_type = next((row.type for row in rows if row.type == "confined_space"), rows[0].type if rows else "")
+        equipment_plc = self.equipment_plc
+
+        def tags(items: Iterable[str], signal: str) -> list[tuple[str, str]]:
+            return [(plc, f"{item}.{signal}") for item in items if (plc := equipment_plc.get(item)) is not None]
+
+        return ZoneInputsPlan(
+            [self.device_state[device] for device in self.zone_detectors.get(zone, ())], active, work_type,
+            tags((item for row in rows for item in row.ventilation), "running"),
+            tags((item for row in rows for item in row.equipment), "power"),
+        )
 
     def _risk_alert(self, runtime: PermitRuntime, now: int, trigger: Origin) -> None:
         """ALERT an active permit's people when its zone's risk grade rises: BLUE the team leader, YELLOW the guardian
@@ -696,8 +727,10 @@ class Site:
         for fix in fixes:
             tag = fix.tag
             state = states.get(tag)
-            registered = state is not None and state.is_tag
-            if not registered:
+            if state is not None and state.vendor_schema == schema:
+                registered = True  # a vendor schema is set for registered tags only
+            elif state is None or not state.is_tag:
+                registered = False
                 if fix.located:
                     self.faults.raise_("DEVICE_UNKNOWN", tag, now, source, f"UWB tag {tag} has no CMDB row", device=tag)
             elif state.vendor_schema is None:
@@ -706,16 +739,17 @@ class Site:
                     f"tag {tag}: the protocol catalog knows no UWB vendor {self.devices[tag].vendor!r}",
                 )
                 continue
-            elif state.vendor_schema != schema:
+            else:
                 touched += self._device_fault(
                     "RTLS_VENDOR_MISMATCH", tag, now, source,
                     f"tag {tag} is a {self.devices[tag].vendor} tag in the CMDB but reported in {schema} format",
                 )
                 continue
-            if abs(fix.ts - record_ts) > skew_max:
+            ts = fix.ts
+            if abs(ts - record_ts) > skew_max:
                 touched += self._device_fault(
                     "DEVICE_CLOCK_SKEW", tag, now, source,
-                    f"tag {tag} fix time is {abs(fix.ts - record_ts) / 1000:.1f} s from the record time",
+                    f"tag {tag} fix time is {abs(ts - record_ts) / 1000:.1f} s from the record time",
                 )
                 continue
             if not fix.located or fix.quality < quality_min:
@@ -724,15 +758,19 @@ class Site:
                 state = states[tag] = DeviceState(tag)
             else:
                 last = state.fix
-                if last is not None and fix.ts <= last.ts:
+                if last is not None and ts <= last.ts:
                     self.faults.raise_("SEQ_DUPLICATE", tag, now, source, f"tag {tag} fix not newer than the last: dropped", device=tag)
                     continue
             if registered and tag in open_subjects:
                 self.faults.reconcile(DEVICE_CODES, tag, _NONE, now, source)
-            moved = occupancy.move(state, fix)
-            if moved:
-                for zone in moved:
-                    touched += active_in_zone.get(zone, ())
+            stay = state.stay
+            if stay is not None and stay[0] < fix.x < stay[1] and stay[2] < fix.y < stay[3] and stay[4] < fix.z < stay[5]:
+                state.fix = fix  # occupancy.move's first test, without the call: no zone's answer can change here
+            else:
+                moved = occupancy.move(state, fix)
+                if moved:
+                    for zone in moved:
+                        touched += active_in_zone.get(zone, ())
             guarding = state.guarding
             if guarding:
                 touched += self._guardian_located(guarding, fix, now)
@@ -793,6 +831,7 @@ class Site:
         if applied is None:
             return []
         device, old = applied
+        self._risk_plans.clear()
         new = self.devices.get(device)
         before = self._row_permits(old) if old is not None else []
         self._unindex_device(old)
@@ -843,6 +882,7 @@ class Site:
                 )
                 return []
         previous = runtime.row if runtime is not None else None
+        self._risk_plans.clear()
         if runtime is None:
             runtime = self.permits[row.permit] = PermitRuntime(row)
         elif (previous.guardian, previous.zone, previous.type) != (row.guardian, row.zone, row.type):

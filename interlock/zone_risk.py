@@ -105,12 +105,33 @@ if _ZONE_RAW_ORDER != R.RAW_FIELDS:
                       "interlock.risk_inputs.RAW_FIELDS: update zone_raw with the fields")
 
 
-def signal_any(values: list[bool | None]) -> float:
-    """1 when any known signal is on, 0 when all known ones are off, NaN when none is known."""
-    known = [v for v in values if v is not None]
-    if not known:
-        return math.nan
-    return 1.0 if any(known) else 0.0
+class ZoneInputsPlan(msgspec.Struct):
+    """What a zone's risk step reads, resolved from the tables once and kept until a table row changes: the zone's
+    detectors' states, its active permits and the work type whose limits apply, and the PLC tags of the ventilation
+    and equipment those permits list, as (PLC, tag name) pairs."""
+
+    detectors: list[Any]
+    active: list[str]
+    work_type: str
+    fans: list[tuple[str, str]]
+    equipment: list[tuple[str, str]]
+
+
+def signal_any(tags: list[tuple[str, str]], plc_views: dict[str, Any], untrusted: dict[str, str], now: int,
+               max_age_ms: int) -> float:
+    """1 when any known signal of the (PLC, tag name) pairs is on, 0 when all known ones are off, NaN when none is
+    known; a signal is known from a fresh report of a trusted PLC."""
+    known = False
+    for plc, name in tags:
+        view = plc_views.get(plc)
+        if view is None or now - view.ts > max_age_ms or plc in untrusted:
+            continue
+        value = view.tags.get(name)
+        if value is True:
+            return 1.0
+        if value is False:
+            known = True
+    return 0.0 if known else math.nan
 
 
 def observe_occupancy(risk: ZoneRisk, occupancy: int | None, now: int) -> tuple[float, float]:

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from interlock.risk_inputs import RAW
+from interlock.risk_grade import GradeState, grade_series, grade_step
 from interlock.site import Site
 from risk_probe import PROBE, run_lel, started
-from site_records import SECOND, HotWorkSite, codes, commands, faults, gas_v2
+from site_records import SECOND, HotWorkSite, codes, commands, faults, gas_v2, hot_work_permit
 
 
 def risk_commands(site: HotWorkSite, since: int = 0) -> list[dict]:
@@ -145,3 +150,35 @@ def test_the_zone_reads_its_worst_detector(second_lel, grade):
                   gas_v2("GAS-08", site.now - 10, site.next_seq("GAS-08"), r=(20.9, second_lel, 0.0, 1.0)))
         site.now += SECOND
     assert site.site.zone_risk["PR-1"].grade_name == grade
+
+
+def test_a_detector_registered_after_the_zone_has_stepped_is_read_from_then_on():
+    site = started()
+    run_lel(site, 1.0, 3)
+    site.send("cmdb.devices", "GAS-08", {"device": "GAS-08", "family": "gas", "model": "GD-4", "firmware": "2.3.1",
+                                         "zone": "PR-1"})
+    for _ in range(4):
+        site.send("gas.readings", "GAS-08",
+                  gas_v2("GAS-08", site.now - 10, site.next_seq("GAS-08"), r=(20.9, 3.0, 0.0, 1.0)))
+        run_lel(site, 1.0, 1)
+    assert site.site.zone_risk["PR-1"].grade_name == "YELLOW"
+
+
+def test_a_permit_revision_changes_the_signals_and_occupancy_the_zone_reads():
+    site = started()
+    run_lel(site, 1.0, 6)
+    raw = site.site.zone_risk["PR-1"].raw
+    assert (raw[RAW["equipment"]], raw[RAW["occupancy"]]) == (1.0, 3.0)
+    site.send("ptw.permits", "HW-1", hot_work_permit(rev=3, state="closed"))
+    run_lel(site, 1.0, 2)
+    raw = site.site.zone_risk["PR-1"].raw
+    assert np.isnan(raw[RAW["equipment"]]) and np.isnan(raw[RAW["occupancy"]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.1, 0.19, 0.2, 0.45, 0.5, 0.7, 0.8, 0.95]), min_size=1, max_size=80))
+def test_grading_one_step_at_a_time_gives_the_grades_of_the_whole_series(scores):
+    thresholds = PROBE.thresholds
+    state = GradeState()
+    stepped = [grade_step(state, score, thresholds) for score in scores]
+    assert stepped == grade_series(np.array(scores), thresholds).tolist()
