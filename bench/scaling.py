@@ -33,7 +33,8 @@ devices, so the permit sweep raises workers and devices with it, and the
 worker sweep raises devices (every worker wears a tag); the notes say where.
 
 Per-record cost is `Site.process_batch` on the steady workload after loading
-(perf_counter_ns, best of 3). Memory is the Site's, traced while its
+(perf_counter_ns, best of 5, timed in rounds over a sweep's sites so a slow
+spell of the machine falls on every size alike). Memory is the Site's, traced while its
 snapshot is restored; per entity it is the slope against the swept count.
 """
 
@@ -97,7 +98,7 @@ QUBIT_BATCH = 3
 
 PLC_PERIOD_S = 5
 SEED = 20261126
-REPEATS = 3
+REPEATS = 5
 
 TABLE_TOPICS = ("cmdb.devices", "gis.zones", "hr.qualifications", "ptw.permits")
 
@@ -765,18 +766,27 @@ def steady_cost(loaded: LoadedSite, records: int, repeats: int = REPEATS) -> Ste
 
     The slices continue the site's telemetry, so every repeat is the same steady work at a later time.
     """
-    figures = []
-    outputs: list[Output] = []
-    started_at = loaded.clock
+    return steady_costs([loaded], records, repeats)[0]
+
+
+def steady_costs(sites: list[LoadedSite], records: int, repeats: int = REPEATS) -> list[SteadyCost]:
+    """`steady_cost` of several sites measured in rounds, one slice of each site per round: a slow spell of the
+    machine falls on every size of a sweep alike instead of on one, so the sweep's ratio holds on a noisy machine."""
+    figures: list[list[float]] = [[] for _ in sites]
+    outputs: list[list[Output]] = [[] for _ in sites]
+    started_at = [loaded.clock for loaded in sites]
     for _ in range(repeats):
-        batch = loaded.telemetry.take(records)
-        gc.collect()
-        elapsed, out = _timed(loaded.site, batch)
-        figures.append(elapsed / len(batch) / 1e3)
-        outputs += out
-        loaded.clock = batch[-1].ts
-    seconds = (loaded.clock - started_at) / SECOND / repeats
-    return SteadyCost(min(figures), figures, seconds, health(outputs))
+        for i, loaded in enumerate(sites):
+            batch = loaded.telemetry.take(records)
+            gc.collect()
+            elapsed, out = _timed(loaded.site, batch)
+            figures[i].append(elapsed / len(batch) / 1e3)
+            outputs[i] += out
+            loaded.clock = batch[-1].ts
+    return [
+        SteadyCost(min(figures[i]), figures[i], (loaded.clock - started_at[i]) / SECOND / repeats, health(outputs[i]))
+        for i, loaded in enumerate(sites)
+    ]
 
 
 def _timed(site: Site, records: list[Record]) -> tuple[int, list[Output]]:
@@ -848,20 +858,33 @@ class PointResult:
 def measure_point(dimension: str, size: SiteSize, records: int, budget_s: float | None = None,
                   rotation: int | None = None, repeats: int = REPEATS) -> PointResult:
     """Load the site, then measure its memory, the steady workload's cost per record, and a table row's cost."""
+    point, loaded = load_point(dimension, size, budget_s, rotation)
+    if loaded is not None:
+        point.cost = steady_cost(loaded, records, repeats)
+        finish_point(point, loaded)
+    return point
+
+
+def load_point(dimension: str, size: SiteSize, budget_s: float | None = None,
+               rotation: int | None = None) -> tuple[PointResult, LoadedSite | None]:
+    """Load the site of one point and measure its memory; no loaded site when it could not be loaded in time."""
     point = PointResult(dimension, fitted(size))
     try:
         loaded = load_site(size, budget_s, rotation)
     except LoadBudgetExceeded as exceeded:
         point.problems.append(str(exceeded))
-        return point
+        return point, None
     point.load_s, point.load_phases = loaded.load_s, loaded.phase_s
     point.problems += _health_problems("loading", loaded.health, expected_enables=len(loaded.plan.permits))
     point.memory_bytes = site_memory(loaded.site)
-    point.cost = steady_cost(loaded, records, repeats)
+    return point, loaded
+
+
+def finish_point(point: PointResult, loaded: LoadedSite) -> None:
+    """After the steady workload: its health, and a table row's cost."""
     point.problems += _health_problems("steady workload", point.cost.health)
     point.table_row_us, probe_health = table_row_cost(loaded)
     point.problems += _health_problems("table rows", probe_health)
-    return point
 
 
 def _health_problems(what: str, said: Health, expected_enables: int = 0) -> list[str]:
@@ -893,20 +916,29 @@ SIZE_X = "site size (permits, workers or devices)"
 
 
 def run_sweeps(quick: bool, budget_s: float | None, progress: Callable[[str], None] = lambda _: None) -> list[PointResult]:
-    """Every point of every sweep, smallest first; a sweep stops at its first point that cannot be loaded in time."""
+    """Every point of every sweep, smallest first; a sweep stops at its first point that cannot be loaded in time. A
+    sweep's sites are loaded first and their steady workloads timed in rounds (`steady_costs`)."""
     records = QUICK_RECORDS if quick else FULL_RECORDS
     points = []
     for dimension in DIMENSIONS:
-        rotation = len(plan_site(sweep_sizes(dimension, quick)[0]).other_reporters)
-        for size in sweep_sizes(dimension, quick):
-            started = time.perf_counter()
-            point = measure_point(dimension, size, records, budget_s, rotation)
+        sizes = sweep_sizes(dimension, quick)
+        rotation = len(plan_site(sizes[0]).other_reporters)
+        loaded: list[tuple[PointResult, LoadedSite]] = []
+        started = time.perf_counter()
+        for i, size in enumerate(sizes):
+            point, site = load_point(dimension, size, budget_s, rotation)
             points.append(point)
-            progress(f"  {dimension:<8} {_describe(point)} [{time.perf_counter() - started:.1f} s]")
-            if not point.measured:
+            if site is None:
+                progress(f"  {dimension:<8} {_describe(point)}")
                 points += [PointResult(dimension, s, problems=["not tried: a smaller site could not be loaded in time"])
-                           for s in sweep_sizes(dimension, quick)[len([p for p in points if p.dimension == dimension]):]]
+                           for s in sizes[i + 1:]]
                 break
+            loaded.append((point, site))
+        for (point, site), cost in zip(loaded, steady_costs([site for _, site in loaded], records)):
+            point.cost = cost
+            finish_point(point, site)
+            progress(f"  {dimension:<8} {_describe(point)}")
+        progress(f"  {dimension} sweep [{time.perf_counter() - started:.1f} s]")
     return points
 
 
@@ -998,7 +1030,8 @@ def suite_result(points: list[PointResult], quick: bool, run_s: float, budget_s:
             notes.append(f"{dimension} sweep incomplete: scaling.{dimension}.cost_ratio and cost_us_at_max are not "
                          f"reported, since the largest sites could not be brought up within the load budget")
     records = QUICK_RECORDS if quick else FULL_RECORDS
-    notes.append(f"steady workload: {records:,} telemetry records per repeat, best of {REPEATS}, through "
+    notes.append(f"steady workload: {records:,} telemetry records per repeat, best of {REPEATS} (in rounds over the "
+                 f"sweep's sites), through "
                  f"Site.process_batch after loading; load budget per point: {f'{budget_s:g} s' if budget_s else 'none'}")
     notes.append(MEMORY_NOTE)
     notes.append(f"{'quick' if quick else 'full'} mode ran in {run_s:.1f} s")

@@ -22,11 +22,13 @@ from bench.scaling import (
     fitted,
     health,
     load_site,
+    REPEATS,
     measure_point,
     permit_devices,
     plan_site,
     site_memory,
     steady_cost,
+    steady_costs,
     suite_result,
     sweep_sizes,
 )
@@ -74,6 +76,15 @@ def test_the_steady_workload_keeps_every_permit_enabled(loaded):
     assert cost.health == Health({}, 0, [])
 
 
+def test_the_sites_of_a_sweep_are_timed_in_rounds_each_continuing_its_own_telemetry():
+    small, large = load_site(SiteSize(permits=3, workers=9, devices=40)), load_site(SiteSize(permits=3, workers=9, devices=80))
+    clocks = (small.clock, large.clock)
+    costs = steady_costs([small, large], records=300, repeats=2)
+    assert [len(c.repeats_us) for c in costs] == [2, 2]
+    assert small.clock > clocks[0] and large.clock > clocks[1]
+    assert all(c.health == Health({}, 0, []) for c in costs)
+
+
 def test_devices_no_permit_needs_report_in_turn_at_the_sweeps_rate():
     site = load_site(SiteSize(permits=3, workers=9, devices=40), rotation=4)
     others = {r.key for r in site.plan.other_reporters}
@@ -86,7 +97,7 @@ def test_devices_no_permit_needs_report_in_turn_at_the_sweeps_rate():
 def test_a_sweep_point_returns_positive_cost_and_memory():
     point = measure_point("devices", SiteSize(permits=3, workers=9, devices=40), records=800)
     assert point.problems == []
-    assert point.cost.us_per_record > 0 and len(point.cost.repeats_us) == 3
+    assert point.cost.us_per_record > 0 and len(point.cost.repeats_us) == REPEATS
     assert point.memory_bytes > 0 and point.load_s > 0
     assert set(point.table_row_us) == {"cmdb.devices", "gis.zones", "hr.qualifications", "ptw.permits"}
     assert all(us > 0 for us in point.table_row_us.values())
