@@ -649,8 +649,9 @@ class BudgetedLoader:
     """Feeds loading records to a Site in chunks and stops as soon as the budget cannot be kept.
 
     After each chunk, the rest of its run of same-topic records is assumed to cost at least what the
-    chunk cost per record; if that already overruns the budget, loading stops. Table rows whose cost
-    grows with the site are stopped early, long before the budget is spent.
+    chunk cost per record; if that overruns the budget after two chunks in a row, loading stops (one
+    chunk may take a garbage collection's pause). Table rows whose cost grows with the site are stopped
+    early, long before the budget is spent.
     """
 
     CHUNKS_PER_RUN = 50
@@ -664,6 +665,7 @@ class BudgetedLoader:
         self.started = time.perf_counter_ns()
         self.done = 0
         self.outputs: list[Output] = []
+        self.overruns = 0
 
     def feed(self, records: list[Record]) -> int:
         """Process `records`; returns the nanoseconds they took."""
@@ -682,7 +684,11 @@ class BudgetedLoader:
     def _check(self, topic: str, per_record_ns: float, left_in_run: int, now: int) -> None:
         if self.budget_ns is None:
             return
-        if (now - self.started) + left_in_run * per_record_ns > self.budget_ns:
+        if (now - self.started) + left_in_run * per_record_ns <= self.budget_ns:
+            self.overruns = 0
+            return
+        self.overruns += 1
+        if self.overruns >= 2 or now - self.started > self.budget_ns:
             raise LoadBudgetExceeded(topic, self.done, self.total, (now - self.started) / 1e9, per_record_ns / 1e3,
                                      self.budget_s)
 

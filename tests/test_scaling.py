@@ -8,13 +8,17 @@ from __future__ import annotations
 import pickle
 import tracemalloc
 
+import time
+
 import pytest
 
 from bench.scaling import (
     BASE,
     CREW,
     WORK_TYPES,
+    BudgetedLoader,
     LoadBudgetExceeded,
+    RecordStream,
     PointResult,
     SiteSize,
     SteadyCost,
@@ -31,6 +35,7 @@ from bench.scaling import (
     steady_costs,
     suite_result,
     sweep_sizes,
+    table_records,
 )
 from interlock.site import Site
 
@@ -150,3 +155,35 @@ def test_a_silence_is_seen_as_stops_and_critical_faults():
     said = health(site.site.process_batch(site.telemetry.seconds(1)))
     assert said.stops >= SMALL.permits
     assert said.critical and said.enables == {}
+
+
+class PausingSite(Site):
+    """A Site whose batches at the given call numbers take 50 ms more, as a garbage collection's pause would."""
+
+    def __init__(self, pauses: set[int]) -> None:
+        super().__init__()
+        self.pauses = pauses
+        self.calls = 0
+
+    def process_batch(self, records):
+        self.calls += 1
+        if self.calls in self.pauses:
+            time.sleep(0.05)
+        return super().process_batch(records)
+
+
+MANY_ROWS = SiteSize(permits=3, workers=2000, devices=2000)
+
+
+def test_one_slow_chunk_does_not_stop_the_loading():
+    records = table_records(plan_site(fitted(MANY_ROWS)), RecordStream())
+    loader = BudgetedLoader(PausingSite({2}), len(records), budget_s=0.5)
+    loader.feed(records)
+    assert loader.done == len(records)
+
+
+def test_loading_stops_when_chunk_after_chunk_overruns_the_budget():
+    records = table_records(plan_site(fitted(MANY_ROWS)), RecordStream())
+    loader = BudgetedLoader(PausingSite(set(range(1, 1000))), len(records), budget_s=0.5)
+    with pytest.raises(LoadBudgetExceeded):
+        loader.feed(records)
