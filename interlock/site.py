@@ -205,13 +205,11 @@ class Site:
 
     def process(self, record: Record | UnreadableRecord) -> list[Output]:
         """Handle one input record (timers due by its time fire first); returns what to send."""
-        self._handle(record)
-        return self._take()
+        return self.process_batch((record,))
 
     def process_batch(self, records: Iterable[Record | UnreadableRecord]) -> list[Output]:
-        """Handle records in order; returns what to send for all of them, in decision order. A record of a known topic
-        with no timer due is handled here as `_handle` would, without its call: this loop runs once per record."""
-        handle = self._handle
+        """Handle records in order, each after the timers due by its time; returns what to send for all of them, in
+        decision order. This loop runs once per record, so what it reads is held in locals."""
         handlers = self._handlers
         evaluate = self._evaluate
         timers = self.timers
@@ -220,48 +218,29 @@ class Site:
         commands = self._commands
         for record in records:
             ts = record.ts
-            if (timers and timers[0][0] <= ts) or (quiet and quiet[0][0] <= ts) or record.__class__ is not Record:
-                handle(record)
-                continue
-            handler = handlers.get(record.topic)
-            if handler is None:
-                handle(record)
-                continue
+            if (timers and timers[0][0] <= ts) or (quiet and quiet[0][0] <= ts):
+                self._advance_to(ts)
             if ts > self.now:
                 self.now = ts
             now = self.now
-            touched = handler(record, record, now)
-            if touched:
-                for permit in dict.fromkeys(touched):
-                    evaluate(permit, now, record)
-            if commands or faults.pending:
-                self._flush()
-        return self._take()
-
-    def _handle(self, record: Record | UnreadableRecord) -> None:
-        ts = record.ts
-        timers = self.timers
-        quiet = self.faults.quiet
-        if (timers and timers[0][0] <= ts) or (quiet and quiet[0][0] <= ts):
-            self._advance_to(ts)
-        if ts > self.now:
-            self.now = ts
-        now = self.now
-        if isinstance(record, UnreadableRecord):
-            self.faults.raise_(
-                "ENVELOPE_UNREADABLE", "recording", now, None, f"line {record.line}: {record.problem}"
-            )
-        else:
-            handler = self._handlers.get(record.topic)
+            handler = handlers.get(record.topic) if record.__class__ is not UnreadableRecord else None
             if handler is None:
-                self.faults.raise_("TOPIC_UNKNOWN", record.topic, now, record, f"records on {record.topic} are not read")
+                self._unhandled(record, now)
             else:
                 touched = handler(record, record, now)
                 if touched:
                     for permit in dict.fromkeys(touched):
-                        self._evaluate(permit, now, record)
-        if self._commands or self.faults.pending:
-            self._flush()
+                        evaluate(permit, now, record)
+            if commands or faults.pending:
+                self._flush()
+        return self._take()
+
+    def _unhandled(self, record: Record | UnreadableRecord, now: int) -> None:
+        """A line that is no record, or a record of a topic the interlock does not read: a fault, nothing decided."""
+        if isinstance(record, UnreadableRecord):
+            self.faults.raise_("ENVELOPE_UNREADABLE", "recording", now, None, f"line {record.line}: {record.problem}")
+        else:
+            self.faults.raise_("TOPIC_UNKNOWN", record.topic, now, record, f"records on {record.topic} are not read")
 
     def resume(self, now: int) -> list[Output]:
         """After a restart from a snapshot: the PLC watchdogs dropped every enable this site held, so each enabled permit

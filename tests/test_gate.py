@@ -51,16 +51,24 @@ def test_a_regression_of_more_than_10_percent_against_the_last_release_fails():
 
 
 def test_the_gate_fails_when_a_deliberate_slowdown_is_injected(monkeypatch, tmp_path, capsys):
-    handle = Site._handle
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[[budget]]\nmetric = "decision_records_per_s"\nkind = "absolute"\nmin = 40000\nwhy = "test"\n'
+                       "[regression]\ntolerance = 0.10\nmetrics = []\n")
+    args = ["--quick", "--suites", "throughput", "--budgets", str(budgets), "--report", str(tmp_path)]
+    assert gate.main(args) == 0, "the unslowed decision path should pass 40,000 records/s"
+    process_batch = Site.process_batch
 
-    def slowed(self, record):
-        deadline = time.perf_counter_ns() + 5_000
-        while time.perf_counter_ns() < deadline:
-            pass
-        handle(self, record)
+    def slowed(self, records):
+        out = []
+        for record in records:
+            deadline = time.perf_counter_ns() + 30_000
+            while time.perf_counter_ns() < deadline:
+                pass
+            out += process_batch(self, (record,))
+        return out
 
-    monkeypatch.setattr(Site, "_handle", slowed)
-    assert gate.main(["--quick", "--suites", "throughput", "--report", str(tmp_path)]) == 1
+    monkeypatch.setattr(Site, "process_batch", slowed)
+    assert gate.main(args) == 1
     printed = capsys.readouterr().out
     assert "GATE FAILED" in printed and "decision_records_per_s" in printed
     assert (tmp_path / "report.md").exists() and (tmp_path / "ours.png").exists()
