@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+import msgspec
+
 from interlock.findings import Findings
 from interlock.site_time import next_site_midnight, site_date
 from interlock.config import SiteConfig
@@ -53,16 +55,39 @@ def worker_health(
     return grade, f"{worker}: {detail}"
 
 
+class CrewHealth(msgspec.Struct):
+    """Workers' grades per work type for one site day, kept until an HR row changes (`forget`) or the day turns: a
+    permit is decided again every few seconds, its crew's certificates change by the day."""
+
+    day: datetime.date | None = None
+    grades: dict[tuple[str, str], tuple[str, str]] = msgspec.field(default_factory=dict)
+
+    def grade(self, worker: str, work_type: str, row: QualificationRow | None, accepted: list[str],
+              today: datetime.date, config: SiteConfig) -> tuple[str, str]:
+        if today != self.day:
+            self.day = today
+            self.grades.clear()
+        key = (worker, work_type)
+        health = self.grades.get(key)
+        if health is None:
+            health = self.grades[key] = worker_health(worker, row, accepted, today, config)
+        return health
+
+    def forget(self) -> None:
+        self.grades.clear()
+
+
 def check_crew(findings: Findings, row: PermitRow, inside: set[str], qualifications: dict[str, QualificationRow],
-               now: int, config: SiteConfig) -> None:
-    """Every worker of the permit who is inside holds a certificate for the work type: RED stops, YELLOW alerts."""
+               now: int, config: SiteConfig, known: CrewHealth) -> None:
+    """Every worker of the permit who is inside holds a certificate for the work type: RED stops, YELLOW alerts;
+    grades come from `known` when it holds them for the day."""
     accepted = config.certificate_types.get(row.type)
     if not accepted:
         return
     today = site_date(now, config.utc_offset_minutes)
     for worker in row.workers:
         if worker in inside:
-            grade, detail = worker_health(worker, qualifications.get(worker), accepted, today, config)
+            grade, detail = known.grade(worker, row.type, qualifications.get(worker), accepted, today, config)
             if grade == RED:
                 findings.stop("WORKER_NOT_QUALIFIED", detail)
             elif grade == YELLOW:

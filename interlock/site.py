@@ -36,7 +36,7 @@ from interlock.permit_index import TERMINAL_STATES, PermitIndex
 from interlock.plc_signals import PlcView, check_plc_signals
 from interlock.harness_tieoff import HarnessTrack, check_harnesses, new_track
 from interlock.permit_checks import RECORD_CODES, record_problems
-from interlock.qualification import check_crew
+from interlock.qualification import CrewHealth, check_crew
 from interlock.risk_grade import NONE, RED, YELLOW, grade_step
 from interlock.risk_model import RiskModel, new_zone_state, step as risk_model_step
 from interlock.site_time import DAY_MS, site_date, site_day
@@ -160,6 +160,8 @@ class Site:
         self.devices: dict[str, wire.DeviceRow] = {}
         self.zones: dict[str, ZoneView] = {}
         self.qualifications: dict[str, wire.QualificationRow] = {}
+        self.crew_health = CrewHealth()
+        """Workers' qualification grades of the day, emptied by any HR row."""
         self.permits: dict[str, PermitRuntime] = {}
         self.device_state: dict[str, DeviceState] = {}
         """Every device id with a CMDB row or a located fix: row, schema, sequence, track, tag fix and place."""
@@ -840,6 +842,7 @@ class Site:
         )
         if applied is None:
             return []
+        self.crew_health.forget()
         return self._active(self.index.person.get(applied[0], ()))
 
     def _on_permit_row(self, record: Record, source: Origin, now: int) -> Iterable[str]:
@@ -1158,7 +1161,7 @@ class Site:
         findings.wake(wake)
         check_guardian(findings, row, view, runtime.guardian_seen, now, config)
         inside = check_entrants(findings, row.zone, self.occupancy.inside(row.zone), self.tag_worker, self._authorised(row.zone))
-        check_crew(findings, row, inside, self.qualifications, now, config)
+        check_crew(findings, row, inside, self.qualifications, now, config, self.crew_health)
         check_plc_signals(findings, row, self.equipment_plc, self.plc, self.untrusted, now, config)
         if row.type in config.gas_work_types:
             check_gas(findings, runtime.gas, runtime.enabled, now, config)

@@ -509,6 +509,15 @@ def test_a_worker_inside_who_is_red_is_not_qualified_and_stops_the_permit(case, 
     assert "W1" in stop["reasons"][0]["detail"]
 
 
+def test_a_certificate_revoked_during_the_day_stops_the_permit_at_once():
+    s = start_with_w1(qualification("W1", "welding"))
+    assert_enabled(s)
+    mark = len(s.outputs)
+    s.send("hr.qualifications", "W1", qualification("W1", status="revoked"))
+    stop = assert_stopped_by(s, "WORKER_NOT_QUALIFIED", since=mark)
+    assert stop["trigger"]["topic"] == "hr.qualifications"
+
+
 def test_a_certificate_expiring_in_16_days_only_alerts_the_guardian_and_work_goes_on():
     s = start_with_w1(qualification("W1", expires=day(16), review_due=None))
     assert_enabled(s)
