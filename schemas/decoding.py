@@ -96,6 +96,11 @@ def _normalise_gd4v2(obj: wire.GD4v2) -> Outcome:
 
 
 def _normalise_gd4v3(obj: wire.GD4v3) -> Outcome:
+    r = obj.r
+    o2, lel, h2s, co = r.o2, r.lel, r.h2s, r.co
+    if (o2 is not None and _O2[0] <= o2 <= _O2[1] and lel is not None and _LEL[0] <= lel <= _LEL[1]
+            and h2s is not None and _H2S[0] <= h2s <= _H2S[1] and co is not None and _CO[0] <= co <= _CO[1]):
+        return GasSample(obj.dev, obj.fw, obj.ts, obj.seq, o2, lel, h2s, co, obj.st, obj.bump, 0), None
     values: list[float | None] = []
     for channel in GAS_CHANNELS:
         value, problem = _gas_channel("gd4/3", f"$.r.{channel}", channel, getattr(obj.r, channel), "null")
