@@ -525,16 +525,17 @@ class Site:
 
     def _risk_step(self, risk: ZoneRisk, now: int, source: Origin) -> list[str]:
         """One model step of the zone from what the site holds now; raises or clears its RISK_ fault on a new grade."""
-        raw = self._risk_inputs(risk, now)
+        zone = risk.zone
+        plan = self._zone_plan(zone)
+        raw = self._risk_inputs(risk, plan, now)
+        active = plan.active
         model = self.risk_model
-        risk.score = risk_model_step(model, risk.state, raw)
+        risk.score = score = risk_model_step(model, risk.state, raw)
         risk.last_step = now
         risk.steps += 1
         before = risk.grade.grade
-        grade = grade_step(risk.grade, risk.score, model.thresholds)
-        zone = risk.zone
-        active = self.index.active_in_zone.get(zone, ())
-        if self.permits:
+        grade = grade_step(risk.grade, score, model.thresholds)
+        if active:
             self._risk_unacknowledged(active, now, source)
         if grade == before:
             return []
@@ -545,27 +546,30 @@ class Site:
         self.faults.reconcile(RISK_FAULT_CODES, zone, {RISK_CODES[grade]} if grade != NONE else _NONE, now, source)
         return list(active)
 
-    def _risk_inputs(self, risk: ZoneRisk, now: int):
+    def _risk_inputs(self, risk: ZoneRisk, plan: ZoneInputsPlan, now: int):
         """The zone's raw input vector now (interlock.risk_inputs), written into `risk.raw`."""
-        zone = risk.zone
+        config = self.config
+        untrusted = self.untrusted
+        if plan.active:
+            occupancy = len(self.occupancy.inside(risk.zone))
+            since_first, occupied = observe_occupancy(risk, occupancy, now)
+        else:
+            occupancy = since_first = occupied = math.nan
+        plc_max_age = config.plc_state_max_age_ms
+        return zone_raw(
+            risk.raw, (now - risk.last_step) / 1000 if risk.last_step is not None else 1.0, plan.detectors, now,
+            config.gas_reading_max_age_ms, untrusted, self._limits_for(plan.work_type, now),
+            signal_any(plan.fans, self.plc, untrusted, now, plc_max_age) if plan.fans else math.nan,
+            signal_any(plan.equipment, self.plc, untrusted, now, plc_max_age) if plan.equipment else math.nan,
+            occupancy, since_first, occupied,
+        )
+
+    def _zone_plan(self, zone: str) -> ZoneInputsPlan:
+        """The zone's risk inputs plan, resolved when a table row has emptied the plans since it was last used."""
         plan = self._risk_plans.get(zone)
         if plan is None:
             plan = self._risk_plans[zone] = self._risk_plan(zone)
-        config = self.config
-        max_age = config.gas_reading_max_age_ms
-        untrusted = self.untrusted
-        fresh = [d.gas_sample for d in plan.detectors
-                 if d.gas_sample is not None and now - d.gas_at <= max_age and d.tag not in untrusted]
-        occupancy = len(self.occupancy.inside(zone)) if plan.active else None
-        since_first, occupied = observe_occupancy(risk, occupancy, now)
-        plc_max_age = config.plc_state_max_age_ms
-        return zone_raw(
-            risk.raw, (now - risk.last_step) / 1000 if risk.last_step is not None else 1.0, len(plan.detectors), fresh,
-            self._limits_for(plan.work_type, now),
-            signal_any(plan.fans, self.plc, untrusted, now, plc_max_age),
-            signal_any(plan.equipment, self.plc, untrusted, now, plc_max_age),
-            float(occupancy) if occupancy is not None else math.nan, since_first, occupied,
-        )
+        return plan
 
     def _risk_plan(self, zone: str) -> ZoneInputsPlan:
         """What the zone's risk step reads, from the tables as they are (kept until a table row changes)."""

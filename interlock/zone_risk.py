@@ -19,7 +19,6 @@ from interlock import risk_inputs as R
 from interlock.commands import RiskNote
 from interlock.config import GasLimits
 from interlock.risk_grade import BLUE, GRADE_NAMES, RED, YELLOW, GradeState
-from schemas.readings import GasSample
 
 RISK_CODES = {BLUE: "RISK_BLUE", YELLOW: "RISK_YELLOW", RED: "RISK_RED"}
 RISK_FAULT_CODES = tuple(RISK_CODES.values())
@@ -49,15 +48,21 @@ class ZoneRisk(msgspec.Struct):
 
 
 def zone_raw(
-    raw: np.ndarray, dt_s: float, detectors: int, fresh: list[GasSample], limits: GasLimits,
-    fan: float, equipment: float, occupancy: float, since_first_entry_s: float, occupied_for_s: float,
+    raw: np.ndarray, dt_s: float, detectors: list[Any], now: int, max_age_ms: int, untrusted: dict[str, str],
+    limits: GasLimits, fan: float, equipment: float, occupancy: float, since_first_entry_s: float,
+    occupied_for_s: float,
 ) -> np.ndarray:
-    """Fill `raw` (interlock.risk_inputs layout) from a zone's fresh trusted readings and signals; returns it. One
-    pass over the readings and one write of the vector: this runs once a second for every zone."""
+    """Fill `raw` (interlock.risk_inputs layout) from the zone's detectors' fresh trusted readings (their
+    `gas_sample`, `gas_at`) and its signals; returns it. One pass over the detectors and one write of the vector:
+    this runs once a second for every zone."""
     nan = math.nan
     o2_low = o2_high = lel = h2s = co = nan
-    faulted = warming = 0
-    for sample in fresh:
+    fresh = faulted = warming = 0
+    for detector in detectors:
+        sample = detector.gas_sample
+        if sample is None or now - detector.gas_at > max_age_ms or detector.tag in untrusted:
+            continue
+        fresh += 1
         value = sample.o2
         if value is None:
             faulted += 1
@@ -86,7 +91,7 @@ def zone_raw(
     _RAW_LAYOUT.pack_into(
         raw, 0, dt_s, o2_low, o2_high, lel, h2s, co,
         limits.o2_min, limits.o2_max, limits.lel_max, limits.h2s_max, limits.co_max,
-        detectors, len(fresh), faulted, warming, fan, equipment, occupancy, since_first_entry_s, occupied_for_s,
+        len(detectors), fresh, faulted, warming, fan, equipment, occupancy, since_first_entry_s, occupied_for_s,
     )
     return raw
 
@@ -134,11 +139,9 @@ def signal_any(tags: list[tuple[str, str]], plc_views: dict[str, Any], untrusted
     return 0.0 if known else math.nan
 
 
-def observe_occupancy(risk: ZoneRisk, occupancy: int | None, now: int) -> tuple[float, float]:
-    """Update the zone's entry times from the people inside now (None: occupancy not kept for the zone); returns
-    (s since first entry, s occupied) with NaN where unknown."""
-    if occupancy is None:
-        return math.nan, math.nan
+def observe_occupancy(risk: ZoneRisk, occupancy: int, now: int) -> tuple[float, float]:
+    """Update the zone's entry times from the people inside now; returns (s since first entry, s occupied), NaN
+    where unknown."""
     if occupancy > 0:
         if risk.first_entry is None:
             risk.first_entry = now

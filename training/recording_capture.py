@@ -32,7 +32,7 @@ class CaptureSite(Site):
         self.captured: dict[str, tuple[list[int], list[np.ndarray]]] = {}
 
     def _risk_step(self, risk: ZoneRisk, now: int, source: Origin) -> list[str]:
-        raw = self._risk_inputs(risk, now)
+        raw = self._risk_inputs(risk, self._zone_plan(risk.zone), now)
         risk.last_step = now
         risk.steps += 1
         times, raws = self.captured.setdefault(risk.zone, ([], []))
