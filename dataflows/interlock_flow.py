@@ -25,6 +25,7 @@ from bytewax.outputs import Sink
 from interlock.config import DEFAULT_CONFIG, SiteConfig
 from interlock.risk_model import RiskModel
 from interlock.site import Output, Site
+from interlock.state_version import STATE_VERSION
 from schemas.envelope import Record, UnreadableRecord
 
 SINGLE_SHARD = "site"
@@ -80,7 +81,27 @@ class SiteLogic(StatefulBatchLogic[Chunk, list[Output], bytes]):
         return datetime.datetime.fromtimestamp(wake / 1000, tz=datetime.timezone.utc)
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.site, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((STATE_VERSION, self.site), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class SnapshotMismatch(RuntimeError):
+    """The recovery folder holds a snapshot this release cannot restore."""
+
+
+def restore_site(snapshot: bytes) -> Site:
+    """The Site of a snapshot of this release's state version; any other is refused with what to do."""
+    try:
+        version, site = pickle.loads(snapshot)
+    except Exception:  # an older release's snapshot: a bare Site, or its structs' fields in other positions
+        version, site = None, None
+    if version != STATE_VERSION or not isinstance(site, Site):
+        written = f"state version {version}" if isinstance(version, int) else "a release before versioned snapshots"
+        raise SnapshotMismatch(
+            f"the recovery folder holds a snapshot of {written}; this release restores state version {STATE_VERSION} "
+            f"only: upgrade at a planned stop (docs/live.md, 'Restarts and recovery'): stop every permit, end the old "
+            f"process, empty the recovery folder and start this release with --init-recovery"
+        )
+    return site
 
 
 def build_flow(
@@ -98,7 +119,7 @@ def build_flow(
     logic_class = logic or SiteLogic
 
     def build_logic(resume: bytes | None) -> SiteLogic:
-        site = pickle.loads(resume) if resume is not None else Site(config, risk_model)
+        site = restore_site(resume) if resume is not None else Site(config, risk_model)
         return logic_class(site, clock, resumed=resume is not None)
 
     flow = Dataflow("interlock")

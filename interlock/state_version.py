@@ -1,0 +1,43 @@
+"""The version of the Site's state layout, so a snapshot is restored only by a release that reads its layout.
+
+A snapshot is the pickled Site, and msgspec structs pickle their fields by position: a release that adds, removes
+or moves a field of any struct the Site holds would restore an older snapshot into the wrong fields. The snapshot
+carries `STATE_VERSION`; a test compares `state_layout()` with `STATE_LAYOUT`, so a change of layout cannot ship
+without a new version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+
+import msgspec
+
+STATE_VERSION = 2
+"""1: releases before snapshots carried a version; 2: with a tag's stay box, zone input plans and crew grades."""
+
+STATE_LAYOUT = "f2a6f992b1bc4dc5"
+"""`state_layout()` of this version."""
+
+_PACKAGES = ("interlock", "schemas")
+
+
+def state_layout() -> str:
+    """A digest of every msgspec struct of the core's packages (name and fields in order) and of the attributes of a
+    fresh Site and the plain objects it holds."""
+    from interlock.site import Site
+
+    lines = []
+    for package in _PACKAGES:
+        root = importlib.import_module(package)
+        for info in pkgutil.iter_modules(root.__path__):
+            module = importlib.import_module(f"{package}.{info.name}")
+            for name, value in sorted(vars(module).items()):
+                if (isinstance(value, type) and issubclass(value, msgspec.Struct) and value.__module__ == module.__name__):
+                    lines.append(f"{module.__name__}.{name}: {', '.join(value.__struct_fields__)}")
+    site = Site()
+    for owner, obj in (("Site", site), ("FaultBook", site.faults), ("EvidenceChain", site.chain),
+                       ("ZoneOccupancy", site.occupancy), ("PermitIndex", site.index)):
+        lines.append(f"{owner}: {', '.join(sorted(vars(obj)))}")
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
