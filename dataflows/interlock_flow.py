@@ -1,12 +1,17 @@
 """The interlock dataflow: records in, decisions out, for replays and live runs alike.
 
-    records (chunks) -> route_to_shards -> interlock (stateful, per shard) -> send
+    one shard (the embedded default):
+        records (chunks) -> route_to_shards -> interlock (stateful) -> send
+    several decision shards (a cluster's workers share them):
+        records (chunks) -> to_router -> route (stateful) -> to_shards -> interlock (stateful, per shard) -> send
 
 Items are chunks of records, not single records, so Bytewax's per-item cost
-is paid once per chunk. Each shard holds a whole `interlock.site.Site`; the
-embedded default runs one shard. Timers run on the record clock for replays
-(the Site advances its clock from the records) or on the wall clock for live
-runs (Bytewax `notify_at`/`on_notify`).
+is paid once per chunk. Each shard holds an `interlock.site.Site`; with several
+shards the router (`interlock.shard_routing`) sends each record to the shards
+whose decisions read it, and each Site decides the permits of its zones.
+Timers run on the record clock for replays (the Site advances its clock from
+the records, and a shard's from the router's clock) or on the wall clock for
+live runs (Bytewax `notify_at`/`on_notify`).
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ from bytewax.outputs import Sink
 
 from interlock.config import DEFAULT_CONFIG, SiteConfig
 from interlock.risk_model import RiskModel
+from interlock.shard_plan import SINGLE, ShardPlan
+from interlock.shard_routing import RoutedChunk, ShardRouter
 from interlock.site import Output, Site
 from interlock.state_version import STATE_VERSION
 from schemas.envelope import Record, UnreadableRecord
 
 SINGLE_SHARD = "site"
+ROUTER = "router"
 RECORD_CLOCK = "record"
 WALL_CLOCK = "wall"
 
@@ -44,14 +52,45 @@ def _epoch_ms_now() -> int:
     return time.time_ns() // 1_000_000
 
 
-class SiteLogic(StatefulBatchLogic[Chunk, list[Output], bytes]):
-    """One shard's Site inside Bytewax: feeds it chunks, fires its timers on the chosen clock, snapshots it."""
+def to_router(chunks: list[Chunk]) -> Iterable[tuple[str, Chunk]]:
+    """Every chunk to the router, which sends its records on to the decision shards."""
+    return [(ROUTER, chunk) for chunk in chunks]
 
-    def __init__(self, site: Site, clock: str, wall_ms: Callable[[], int] = _epoch_ms_now, resumed: bool = False) -> None:
-        self.site = site
+
+def _record_ts(record: Record | UnreadableRecord) -> int:
+    return record.ts
+
+
+class RouterLogic(StatefulBatchLogic[Chunk, tuple[str, RoutedChunk], bytes]):
+    """The router inside Bytewax: one RoutedChunk per decision shard per batch, keyed by the shard."""
+
+    def __init__(self, router: ShardRouter, clock: str) -> None:
+        self.router = router
+        self.clock = clock
+
+    def on_batch(self, chunks: list[Chunk]) -> tuple[Iterable[tuple[str, RoutedChunk]], bool]:
+        if self.clock == WALL_CLOCK and len(chunks) > 1:
+            # Chunks of different partitions delivered together are decided in record time order.
+            chunks = [sorted((record for chunk in chunks for record in chunk), key=_record_ts)]
+        plan = self.router.plan
+        return [(plan.key(routed.shard), routed) for routed in self.router.route(chunks)], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps((STATE_VERSION, self.router), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class SiteLogic(StatefulBatchLogic[Chunk | RoutedChunk, list[Output], bytes]):
+    """One shard's Site inside Bytewax: feeds it chunks, fires its timers on the chosen clock, snapshots it. The Site of
+    a decision shard is made when its first RoutedChunk says which shard it is."""
+
+    def __init__(self, site: Site | Callable[[int], Site], clock: str, wall_ms: Callable[[], int] = _epoch_ms_now,
+                 resumed: bool = False) -> None:
+        self.make_site = site if not isinstance(site, Site) else None
+        self.site: Site | None = site if isinstance(site, Site) else None
         self.clock = clock
         self.wall_ms = wall_ms
-        self.pending: list[Output] = site.resume(wall_ms()) if resumed and clock == WALL_CLOCK else []
+        self.pending: list[Output] = (
+            self.site.resume(wall_ms()) if resumed and clock == WALL_CLOCK and self.site is not None else [])
         """What a live restart said (enabled permits stopped and latched), sent with the first outputs."""
 
     def _with_pending(self, out: list[Output]) -> list[Output]:
@@ -59,11 +98,17 @@ class SiteLogic(StatefulBatchLogic[Chunk, list[Output], bytes]):
             out[:0], self.pending = self.pending, []
         return out
 
-    def on_batch(self, chunks: list[Chunk]) -> tuple[Iterable[list[Output]], bool]:
-        site = self.site
+    def on_batch(self, chunks: list[Chunk | RoutedChunk]) -> tuple[Iterable[list[Output]], bool]:
         out: list[Output] = self._with_pending([])
         for chunk in chunks:
-            out.extend(site.process_batch(chunk))
+            if isinstance(chunk, RoutedChunk):
+                site = self.site
+                if site is None:
+                    site = self.site = self.make_site(chunk.shard)
+                out.extend(site.process_batch(chunk.records))
+                out.extend(site.advance(chunk.until))
+            else:
+                out.extend(self.site.process_batch(chunk))
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[list[Output]], bool]:
@@ -90,18 +135,27 @@ class SnapshotMismatch(RuntimeError):
 
 def restore_site(snapshot: bytes) -> Site:
     """The Site of a snapshot of this release's state version; any other is refused with what to do."""
+    return _restore(snapshot, Site)
+
+
+def restore_router(snapshot: bytes) -> ShardRouter:
+    """The router of a snapshot of this release's state version; any other is refused with what to do."""
+    return _restore(snapshot, ShardRouter)
+
+
+def _restore(snapshot: bytes, kind: type):
     try:
-        version, site = pickle.loads(snapshot)
+        version, state = pickle.loads(snapshot)
     except Exception:  # an older release's snapshot: a bare Site, or its structs' fields in other positions
-        version, site = None, None
-    if version != STATE_VERSION or not isinstance(site, Site):
+        version, state = None, None
+    if version != STATE_VERSION or not isinstance(state, kind):
         written = f"state version {version}" if isinstance(version, int) else "a release before versioned snapshots"
         raise SnapshotMismatch(
             f"the recovery folder holds a snapshot of {written}; this release restores state version {STATE_VERSION} "
             f"only: upgrade at a planned stop (docs/live.md, 'Restarts and recovery'): stop every permit, end the old "
             f"process, empty the recovery folder and start this release with --init-recovery"
         )
-    return site
+    return state
 
 
 def build_flow(
@@ -109,24 +163,39 @@ def build_flow(
     sink: Sink[tuple[str, list[Output]]],
     config: SiteConfig = DEFAULT_CONFIG,
     clock: str = RECORD_CLOCK,
-    route: Callable[[list[Chunk]], Iterable[tuple[str, Chunk]]] = single_shard,
     logic: Callable[..., SiteLogic] | None = None,
     extra_source: Source[Chunk] | None = None,
     risk_model: RiskModel | None = None,
+    plan: ShardPlan = SINGLE,
 ) -> Dataflow:
     """The interlock dataflow from `source` (and `extra_source`, merged in) to `sink`; `logic` swaps in a SiteLogic
-    subclass (e.g. an instrumented one, or the live one). `risk_model` turns zone risk grading on."""
+    subclass (e.g. an instrumented one, or the live one). `risk_model` turns zone risk grading on. `plan` splits the
+    decisions over its shards, with a router in front (one shard: no router)."""
     logic_class = logic or SiteLogic
 
     def build_logic(resume: bytes | None) -> SiteLogic:
-        site = restore_site(resume) if resume is not None else Site(config, risk_model)
-        return logic_class(site, clock, resumed=resume is not None)
+        if resume is not None:
+            return logic_class(restore_site(resume), clock, resumed=True)
+        if plan.shards == 1:
+            return logic_class(Site(config, risk_model), clock)
+        return logic_class(lambda shard: Site(config, risk_model, shard, plan), clock)
+
+    def build_router(resume: bytes | None) -> RouterLogic:
+        return RouterLogic(restore_router(resume) if resume is not None else ShardRouter(plan, config), clock)
 
     flow = Dataflow("interlock")
     chunks = op.input("records", flow, source)
     if extra_source is not None:
         chunks = op.merge("with_plc_links", chunks, op.input("plc_links", flow, extra_source))
-    keyed = op.flat_map_batch("route_to_shards", chunks, route)
+    if plan.shards == 1:
+        keyed = op.flat_map_batch("route_to_shards", chunks, single_shard)
+    else:
+        routed = op.stateful_batch("route", op.flat_map_batch("to_router", chunks, to_router), build_router)
+        keyed = op.map("to_shards", routed, _shard_item)
     decisions = op.stateful_batch("interlock", keyed, build_logic)
     op.output("send", decisions, sink)
     return flow
+
+
+def _shard_item(routed: tuple[str, tuple[str, RoutedChunk]]) -> tuple[str, RoutedChunk]:
+    return routed[1]

@@ -35,6 +35,7 @@ from dataflows.plc_link import PlcLinks
 from dataflows.risk_model_file import add_risk_model_argument
 from interlock.config import SiteConfig
 from interlock.risk_model import RiskModel
+from interlock.shard_routing import RoutedChunk
 from interlock.site import COMMANDS_TOPIC, PLC_LINK_TOPIC, Output, Site
 from schemas.envelope import TOPICS, Record
 from schemas.payloads import DeviceRow
@@ -98,14 +99,16 @@ class LiveSiteLogic(SiteLogic):
         self.links = links
         self.metrics = metrics
 
-    def on_batch(self, chunks: list[Chunk]) -> tuple[Iterable[list[Output]], bool]:
+    def on_batch(self, chunks: list[Chunk | RoutedChunk]) -> tuple[Iterable[list[Output]], bool]:
         consumed_at = time.time()
-        if len(chunks) > 1:
-            # Chunks of different partitions delivered together are decided in record time order.
+        routed = bool(chunks) and isinstance(chunks[0], RoutedChunk)
+        if len(chunks) > 1 and not routed:
+            # Chunks of different partitions delivered together are decided in record time order (with several
+            # shards, the router has done it).
             chunks = [sorted((record for chunk in chunks for record in chunk), key=_record_ts)]
         if self.links is not None:
             for chunk in chunks:
-                for record in chunk:
+                for record in (chunk.records if routed else chunk):
                     if getattr(record, "topic", None) == "cmdb.devices":
                         self._learn_plc_row(record)
         emitted, retain = super().on_batch(chunks)

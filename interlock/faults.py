@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+from typing import Callable
 
 import msgspec
 
@@ -89,6 +90,8 @@ class OpenFault(msgspec.Struct):
     permits: list[str]
     source: Source | None
     diagnostics: Diagnostics
+    emitted: bool = True
+    """False while the fault is kept without being raised (a sharded site's fault about another shard's subject)."""
 
 
 class FaultBook:
@@ -104,6 +107,9 @@ class FaultBook:
         self._raised_unsent: dict[str, FaultRecord] = {}
         self.quiet: list[tuple[int, str, str]] = []
         """Heap of (clear-for-quiet time, code, subject) of event faults; stale entries are dropped lazily."""
+        self.silenced: Callable[[str], bool] | None = None
+        """While set, a new fault whose subject it answers True for is kept, counted and cleared, but not emitted
+        (unless a stop comes to rest on it): another shard of the site raises it."""
 
     def raise_(
         self,
@@ -141,6 +147,9 @@ class FaultBook:
         self.open[key] = fault
         self.by_id[fault.id] = fault
         self.open_per_subject[subject] = self.open_per_subject.get(subject, 0) + 1
+        if self.silenced is not None and self.silenced(subject):
+            fault.emitted = False
+            return fault.id
         record = self._record(fault, ts, "raised")
         self.pending.append(record)
         self._raised_unsent[fault.id] = record
@@ -158,6 +167,8 @@ class FaultBook:
         else:
             del self.open_per_subject[subject]
         self._raised_unsent.pop(fault.id, None)
+        if not fault.emitted:
+            return
         record = self._record(fault, ts, "cleared")
         record.source = source_of(source)
         self.pending.append(record)
@@ -181,7 +192,9 @@ class FaultBook:
         fault = self.by_id.get(fault_id)
         if fault is None:
             return
-        if GRADE_RANK[fault.grade] == 0:
+        if not fault.emitted:
+            fault.emitted = True  # this shard's stop rests on it: raised here too, at CRITICAL
+        elif GRADE_RANK[fault.grade] == 0:
             return
         fault.grade = "CRITICAL"
         pending = self._raised_unsent.get(fault_id)

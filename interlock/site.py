@@ -13,6 +13,7 @@ evidence entry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import math
@@ -39,6 +40,7 @@ from interlock.permit_checks import RECORD_CODES, record_problems
 from interlock.qualification import CrewHealth, check_crew
 from interlock.risk_grade import NONE, RED, YELLOW, grade_step
 from interlock.risk_model import RiskModel, new_zone_state, step as risk_model_step
+from interlock.shard_plan import SINGLE, ShardPlan
 from interlock.site_time import DAY_MS, site_date, site_day
 from interlock.zone_risk import (
     RISK_CODES, RISK_FAULT_CODES, ZoneInputsPlan, ZoneRisk, observe_occupancy, risk_detail, signal_any, zone_raw,
@@ -141,13 +143,28 @@ class PermitRuntime(msgspec.Struct):
     risk_alert: str | None = None
     """Id of the yellow or red risk alert the guardian has to acknowledge, until acknowledged."""
     risk_alert_at: int = 0
+    shard: int = 0
+    """The decision shard that decides this permit (the first record's zone's, kept for the permit's life)."""
 
 
 class Site:
-    """All evidence and decisions of one shard of the site."""
+    """All evidence and decisions of one shard of the site.
 
-    def __init__(self, config: SiteConfig = DEFAULT_CONFIG, risk_model: RiskModel | None = None) -> None:
+    A site of several decision shards (`plan`) runs one Site per shard, each fed by `interlock.shard_routing`: every
+    Site keeps the whole tables, but decides only its own permits (`PermitRuntime.shard`), steps the risk of and
+    watches only the zones they are in, and raises a fault found while handling a record only when the fault's
+    subject is its own (a device's home, a permit's or zone's shard); a fault cited by one of its stops is raised
+    there too. One shard (the default) decides everything."""
+
+    def __init__(self, config: SiteConfig = DEFAULT_CONFIG, risk_model: RiskModel | None = None, shard: int = 0,
+                 plan: ShardPlan = SINGLE) -> None:
+        if not 0 <= shard < plan.shards:
+            raise ValueError(f"shard {shard} is not one of the plan's {plan.shards} shards (0 to {plan.shards - 1})")
         self.config = config
+        self.shard = shard
+        self.plan = plan
+        self._zones_here: dict[str, bool] = {}
+        """Zone -> whether this shard steps its risk and watches it (its own zone, or one of its permits is there)."""
         self.risk_model = risk_model
         self.risk_on = risk_model is not None
         """The zone risk model (None: risk grading off); its grades stop and alert as docs/risk_model.md says."""
@@ -202,6 +219,9 @@ class Site:
             "ptw.actions": self._on_permit_action,
             PLC_LINK_TOPIC: self._on_plc_link,
         }
+        if plan.shards > 1:
+            self._handlers = {topic: functools.partial(self._handle_as_shard, handler)
+                              for topic, handler in self._handlers.items()}
 
     # ------------------------------------------------------------------ public
 
@@ -243,6 +263,38 @@ class Site:
             self.faults.raise_("ENVELOPE_UNREADABLE", "recording", now, None, f"line {record.line}: {record.problem}")
         else:
             self.faults.raise_("TOPIC_UNKNOWN", record.topic, now, record, f"records on {record.topic} are not read")
+
+    def _handle_as_shard(self, handler: Callable[[Record, Origin, int], Iterable[str]], record: Record,
+                         source: Origin, now: int) -> Iterable[str]:
+        """A handler of a sharded site: faults about subjects of other shards are kept, not raised."""
+        self.faults.silenced = self._not_mine
+        try:
+            return handler(record, source, now)
+        finally:
+            self.faults.silenced = None
+
+    def subject_shard(self, subject: str) -> int:
+        """The shard that speaks for a fault's subject: a permit's, a device's home, a zone's, else by its id."""
+        runtime = self.permits.get(subject)
+        if runtime is not None:
+            return runtime.shard
+        row = self.devices.get(subject)
+        if row is not None:
+            return self.plan.device_home(subject, row.zone)
+        return self.plan.of_key(subject)
+
+    def _not_mine(self, subject: str) -> bool:
+        return self.subject_shard(subject) != self.shard
+
+    def _zone_here(self, zone: str) -> bool:
+        """Whether this shard steps the zone's risk and keeps its occupancy."""
+        here = self._zones_here.get(zone)
+        if here is None:
+            shard = self.shard
+            permits = self.permits
+            here = self._zones_here[zone] = self.plan.of_zone(zone) == shard or any(
+                permits[pid].shard == shard for pid in self.index.zone.get(zone, ()))
+        return here
 
     def resume(self, now: int) -> list[Output]:
         """After a restart from a snapshot: the PLC watchdogs dropped every enable this site held, so each enabled permit
@@ -333,6 +385,8 @@ class Site:
         self, kind: str, runtime: PermitRuntime, reasons: list[Reason], trigger: Origin, now: int,
         latched: bool | None = None, targets: list[str] | None = None, risk: RiskNote | None = None,
     ) -> None:
+        if runtime.shard != self.shard:
+            return
         self.commands_issued += 1
         row = runtime.row
         digest = hashlib.sha256(f"{row.permit}|{kind}|{now}|{self.commands_issued}".encode()).hexdigest()[:16]
@@ -513,7 +567,7 @@ class Site:
         zone's active permits when its grade changed."""
         state.gas_sample, state.gas_at = sample, now
         zone = state.row.zone
-        if not zone:
+        if not zone or (self.plan.shards > 1 and not self._zone_here(zone)):
             return []
         risk = self.zone_risk.get(zone)
         if risk is None:
@@ -869,8 +923,9 @@ class Site:
                 return []
         previous = runtime.row if runtime is not None else None
         self._risk_plans.clear()
+        self._zones_here.clear()
         if runtime is None:
-            runtime = self.permits[row.permit] = PermitRuntime(row)
+            runtime = self.permits[row.permit] = PermitRuntime(row, shard=self.plan.of_zone(row.zone))
         elif (previous.guardian, previous.zone, previous.type) != (row.guardian, row.zone, row.type):
             runtime.guardian_seen = None
         runtime.row = row
@@ -1011,7 +1066,7 @@ class Site:
     def _watch_zone(self, zone: str) -> None:
         """Occupancy is kept for the zones with active permits."""
         view = self.zones.get(zone)
-        if zone in self.index.active_in_zone and view is not None:
+        if zone in self.index.active_in_zone and view is not None and (self.plan.shards == 1 or self._zone_here(zone)):
             self.occupancy.watch(zone, view.area)
         else:
             self.occupancy.unwatch(zone)
@@ -1095,6 +1150,8 @@ class Site:
     def _evaluate(self, pid: str, now: int, trigger: Origin) -> None:
         """Decide one permit at `now`: ENABLE, HARD_STOP (a trip latches), ALERT, or nothing new."""
         runtime = self.permits[pid]
+        if runtime.shard != self.shard:
+            return
         row = runtime.row
         if row.state != "active":
             if runtime.enabled:

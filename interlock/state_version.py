@@ -1,6 +1,7 @@
-"""The version of the Site's state layout, so a snapshot is restored only by a release that reads its layout.
+"""The version of the Site's and the shard router's state layout, so a snapshot is restored only by a release that
+reads its layout.
 
-A snapshot is the pickled Site, and msgspec structs pickle their fields by position: a release that adds, removes
+A snapshot is the pickled Site (or router), and msgspec structs pickle their fields by position: a release that adds, removes
 or moves a field of any struct the Site holds would restore an older snapshot into the wrong fields. The snapshot
 carries `STATE_VERSION`; a test compares `state_layout()` with `STATE_LAYOUT`, so a change of layout cannot ship
 without a new version.
@@ -14,10 +15,11 @@ import pkgutil
 
 import msgspec
 
-STATE_VERSION = 2
-"""1: releases before snapshots carried a version; 2: with a tag's stay box, zone input plans and crew grades."""
+STATE_VERSION = 3
+"""1: releases before snapshots carried a version; 2: with a tag's stay box, zone input plans and crew grades;
+3: decision shards (a permit's shard, faults kept but not raised, the shard router)."""
 
-STATE_LAYOUT = "f2a6f992b1bc4dc5"
+STATE_LAYOUT = "b2e215e9c0a15017"
 """`state_layout()` of this version."""
 
 _PACKAGES = ("interlock", "schemas")
@@ -25,7 +27,9 @@ _PACKAGES = ("interlock", "schemas")
 
 def state_layout() -> str:
     """A digest of every msgspec struct of the core's packages (name and fields in order) and of the attributes of a
-    fresh Site and the plain objects it holds."""
+    fresh Site, the plain objects it holds, and a fresh shard router."""
+    from interlock.shard_plan import SINGLE
+    from interlock.shard_routing import ShardRouter
     from interlock.site import Site
 
     lines = []
@@ -38,6 +42,7 @@ def state_layout() -> str:
                     lines.append(f"{module.__name__}.{name}: {', '.join(value.__struct_fields__)}")
     site = Site()
     for owner, obj in (("Site", site), ("FaultBook", site.faults), ("EvidenceChain", site.chain),
-                       ("ZoneOccupancy", site.occupancy), ("PermitIndex", site.index)):
+                       ("ZoneOccupancy", site.occupancy), ("PermitIndex", site.index),
+                       ("ShardRouter", ShardRouter(SINGLE))):
         lines.append(f"{owner}: {', '.join(sorted(vars(obj)))}")
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()[:16]
