@@ -28,10 +28,11 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from interlock.config import DEFAULT_CONFIG, SiteConfig
+from dataflows.worker_placement import shard_keys
 from interlock.risk_model import RiskModel
 from interlock.shard_plan import SINGLE, ShardPlan
 from interlock.shard_routing import RoutedChunk, ShardRouter
-from interlock.site import Output, Site
+from interlock.site import COMMANDS_TOPIC, Output, Site
 from interlock.state_version import STATE_VERSION
 from schemas.envelope import Record, UnreadableRecord
 
@@ -62,7 +63,8 @@ def _record_ts(record: Record | UnreadableRecord) -> int:
 
 
 class RouterLogic(StatefulBatchLogic[Chunk, tuple[str, RoutedChunk], bytes]):
-    """The router inside Bytewax: one RoutedChunk per decision shard per batch, keyed by the shard."""
+    """The router inside Bytewax: one RoutedChunk per decision shard per batch, keyed by the shard's key (the keys
+    are kept with the router's state, so a restart on another number of workers finds every shard's snapshot)."""
 
     def __init__(self, router: ShardRouter, clock: str) -> None:
         self.router = router
@@ -72,8 +74,8 @@ class RouterLogic(StatefulBatchLogic[Chunk, tuple[str, RoutedChunk], bytes]):
         if self.clock == WALL_CLOCK and len(chunks) > 1:
             # Chunks of different partitions delivered together are decided in record time order.
             chunks = [sorted((record for chunk in chunks for record in chunk), key=_record_ts)]
-        plan = self.router.plan
-        return [(plan.key(routed.shard), routed) for routed in self.router.route(chunks)], StatefulBatchLogic.RETAIN
+        keys = self.router.keys
+        return [(keys[routed.shard], routed) for routed in self.router.route(chunks)], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps((STATE_VERSION, self.router), protocol=pickle.HIGHEST_PROTOCOL)
@@ -143,6 +145,19 @@ def restore_router(snapshot: bytes) -> ShardRouter:
     return _restore(snapshot, ShardRouter)
 
 
+def restore_for(snapshot: bytes, plan: ShardPlan, kind: type = Site):
+    """A shard's Site (or the router) of a snapshot written with the same decision shards as `plan`; another count is
+    refused: a shard started afresh would forget the latched trips of the permits it takes over."""
+    state = _restore(snapshot, kind)
+    if state.plan != plan:
+        raise SnapshotMismatch(
+            f"the recovery folder was written with {state.plan.shards} decision shard(s), this start asks for "
+            f"{plan.shards}: start with --shards {state.plan.shards} (and as many processes as before, or more), or "
+            f"change the shards at a planned stop (docs/live.md, 'Restarts and recovery')"
+        )
+    return state
+
+
 def _restore(snapshot: bytes, kind: type):
     try:
         version, state = pickle.loads(snapshot)
@@ -167,21 +182,31 @@ def build_flow(
     extra_source: Source[Chunk] | None = None,
     risk_model: RiskModel | None = None,
     plan: ShardPlan = SINGLE,
+    plc_writer: Callable[[object | None], StatefulBatchLogic] | None = None,
+    workers: int = 1,
 ) -> Dataflow:
     """The interlock dataflow from `source` (and `extra_source`, merged in) to `sink`; `logic` swaps in a SiteLogic
     subclass (e.g. an instrumented one, or the live one). `risk_model` turns zone risk grading on. `plan` splits the
-    decisions over its shards, with a router in front (one shard: no router)."""
+    decisions over its shards, with a router in front (one shard: no router). `plc_writer` builds the one step, keyed
+    `PLC_WRITERS`, that receives every command and every CMDB record: with several shards the PLCs are written from
+    one place, so each PLC has a single writer of its enables and watchdog. `workers` (of the whole cluster) places
+shard i on worker i % workers."""
     logic_class = logic or SiteLogic
 
     def build_logic(resume: bytes | None) -> SiteLogic:
         if resume is not None:
-            return logic_class(restore_site(resume), clock, resumed=True)
+            return logic_class(restore_for(resume, plan), clock, resumed=True)
         if plan.shards == 1:
             return logic_class(Site(config, risk_model), clock)
         return logic_class(lambda shard: Site(config, risk_model, shard, plan), clock)
 
     def build_router(resume: bytes | None) -> RouterLogic:
-        return RouterLogic(restore_router(resume) if resume is not None else ShardRouter(plan, config), clock)
+        if resume is not None:
+            router = restore_for(resume, plan, ShardRouter)
+        else:
+            router = ShardRouter(plan, config)
+            router.keys = shard_keys(plan.shards, workers)
+        return RouterLogic(router, clock)
 
     flow = Dataflow("interlock")
     chunks = op.input("records", flow, source)
@@ -194,7 +219,22 @@ def build_flow(
         keyed = op.map("to_shards", routed, _shard_item)
     decisions = op.stateful_batch("interlock", keyed, build_logic)
     op.output("send", decisions, sink)
+    if plc_writer is not None:
+        rows = op.flat_map("cmdb_rows", chunks, _cmdb_rows)
+        commands = op.flat_map("commands", decisions, _commands)
+        op.stateful_batch("write_plcs", op.merge("to_plc_writers", rows, commands), plc_writer)
     return flow
+
+
+PLC_WRITERS = "plcs"
+
+
+def _cmdb_rows(chunk: Chunk) -> list[tuple[str, Record]]:
+    return [(PLC_WRITERS, record) for record in chunk if getattr(record, "topic", None) == "cmdb.devices"]
+
+
+def _commands(shard_outputs: tuple[str, list[Output]]) -> list[tuple[str, bytes]]:
+    return [(PLC_WRITERS, output.value) for output in shard_outputs[1] if output.topic == COMMANDS_TOPIC]
 
 
 def _shard_item(routed: tuple[str, tuple[str, RoutedChunk]]) -> tuple[str, RoutedChunk]:

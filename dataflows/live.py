@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 import msgspec
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
+from bytewax.operators import StatefulBatchLogic
 
 from dataflows.interlock_flow import WALL_CLOCK, Chunk, SiteLogic, build_flow
 from dataflows.kafka_io import KafkaOutputSink, KafkaRecordSource
@@ -35,6 +36,7 @@ from dataflows.plc_link import PlcLinks
 from dataflows.risk_model_file import add_risk_model_argument
 from interlock.config import SiteConfig
 from interlock.risk_model import RiskModel
+from interlock.shard_plan import SINGLE, ShardPlan
 from interlock.shard_routing import RoutedChunk
 from interlock.site import COMMANDS_TOPIC, PLC_LINK_TOPIC, Output, Site
 from schemas.envelope import TOPICS, Record
@@ -125,16 +127,41 @@ class LiveSiteLogic(SiteLogic):
         return emitted, retain
 
     def _learn_plc_row(self, record: Record) -> None:
-        if record.payload is None:
-            if record.key is not None and record.key in self.links.plcs():
-                self.links.remove(record.key)
-            return
-        try:
-            row = _DEVICE_ROW.decode(record.payload)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            return  # the Site raises TABLE_ROW_INVALID for it
-        if row.family == "plc":
-            self.links.update_row(row)
+        learn_plc_row(self.links, record)
+
+
+def learn_plc_row(links: PlcLinks, record: Record) -> None:
+    """Keep the PLC writers' addresses at the CMDB's PLC rows (a tombstone closes the PLC's link)."""
+    if record.payload is None:
+        if record.key is not None and record.key in links.plcs():
+            links.remove(record.key)
+        return
+    try:
+        row = _DEVICE_ROW.decode(record.payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return  # the Site raises TABLE_ROW_INVALID for it
+    if row.family == "plc":
+        links.update_row(row)
+
+
+class PlcWriterLogic(StatefulBatchLogic[Record | bytes, None, None]):
+    """With several decision shards: every shard's commands and the CMDB's rows reach this one step, whose process
+    drives every PLC (one writer of each PLC's enables and watchdog, whichever process decided the permit). Its state
+    is the live links, not snapshotted: after a restart the shards' resume stops rewrite what matters."""
+
+    def __init__(self, links: PlcLinks) -> None:
+        self.links = links
+
+    def on_batch(self, items: list[Record | bytes]) -> tuple[Iterable[None], bool]:
+        for item in items:
+            if isinstance(item, Record):
+                learn_plc_row(self.links, item)
+            else:
+                self.links.apply(_COMMAND.decode(item))
+        return [], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> None:
+        return None
 
 
 def _record_ts(record: Record) -> int:
@@ -161,14 +188,21 @@ def build_live_flow(
     metrics: InterlockMetrics | None = None,
     streams_from: str = "end",
     risk_model: RiskModel | None = None,
+    plan: ShardPlan = SINGLE,
+    workers: int = 1,
 ) -> Dataflow:
-    """The live dataflow: Kafka in (plus the PLC writers' link events), decisions on the wall clock, Kafka and PLCs out."""
+    """The live dataflow: Kafka in (plus the PLC writers' link events), decisions on the wall clock, Kafka and PLCs out.
+    One shard writes the PLCs as its commands go to Kafka; several send every command to one PLC writer step."""
     on_records = metrics.count_consumed if metrics is not None else None
     source = KafkaRecordSource(bootstrap, TOPICS, settings=kafka_settings, on_records=on_records, streams_from=streams_from)
-    sink = KafkaOutputSink(bootstrap, settings=kafka_settings, on_output=command_to_plcs(links) if links is not None else None)
-    logic = functools.partial(LiveSiteLogic, links=links, metrics=metrics)
+    sharded = plan.shards > 1
+    in_sink = links is not None and not sharded
+    sink = KafkaOutputSink(bootstrap, settings=kafka_settings, on_output=command_to_plcs(links) if in_sink else None)
+    logic = functools.partial(LiveSiteLogic, links=links if in_sink else None, metrics=metrics)
     extra = PlcLinkEventSource(link_events) if link_events is not None else None
-    return build_flow(source, sink, config, clock=WALL_CLOCK, logic=logic, extra_source=extra, risk_model=risk_model)
+    writer = (lambda resume: PlcWriterLogic(links)) if links is not None and sharded else None
+    return build_flow(source, sink, config, clock=WALL_CLOCK, logic=logic, extra_source=extra, risk_model=risk_model,
+                      plan=plan, plc_writer=writer, workers=workers)
 
 
 def _kafka_settings(path: str | None, pairs: list[str]) -> dict[str, str]:
@@ -219,8 +253,12 @@ def run(args) -> int:
             metrics.watchdog_written(plc)
 
     links = PlcLinks(config=plc_config, on_link=on_link, on_write=on_write)
+    addresses = cluster_addresses(args.addresses) if args.addresses else None
+    workers = len(addresses or [None])
+    plan = ShardPlan(args.shards if args.shards is not None else workers)
     flow = build_live_flow(args.bootstrap, config, kafka_settings=settings, links=links, link_events=events,
-                           metrics=metrics, streams_from=args.streams_from, risk_model=risk_model)
+                           metrics=metrics, streams_from=args.streams_from, risk_model=risk_model, plan=plan,
+                           workers=workers)
     recovery = None
     if args.recovery_dir is not None:
         directory = Path(args.recovery_dir)
@@ -228,14 +266,13 @@ def run(args) -> int:
             directory.mkdir(parents=True, exist_ok=True)
             init_db_dir(directory, 1)
         recovery = RecoveryConfig(directory, backup_interval=datetime.timedelta(0))
-    addresses = cluster_addresses(args.addresses) if args.addresses else None
     if args.duration is not None:
         timer = threading.Timer(args.duration, lambda: __import__("_thread").interrupt_main())
         timer.daemon = True
         timer.start()
     links.start()
-    print(f"interlock live on {args.bootstrap}" + (f", metrics on :{args.metrics_port}" if args.metrics_port else ""),
-          flush=True)
+    print(f"interlock live on {args.bootstrap}" + (f", metrics on :{args.metrics_port}" if args.metrics_port else "")
+          + (f", {plan.shards} decision shards" if plan.shards > 1 else ""), flush=True)
     try:
         cli_main(flow, workers_per_process=1, process_id=args.process_id, addresses=addresses,
                  epoch_interval=epoch_interval(args.snapshot_interval, recovery is not None), recovery_config=recovery)
@@ -290,6 +327,8 @@ def add_run_command(commands) -> None:
                         "state is pickled: docs/live.md)")
     p.add_argument("--process-id", type=int, help="this process's index in a cluster (with --addresses)")
     p.add_argument("--addresses", help="host:port of every cluster process, ';'-separated, or a file of one a line")
+    p.add_argument("--shards", type=int,
+                   help="decision shards the zones are spread over (default: one per cluster process; docs/live.md)")
     p.add_argument("--streams-from", choices=("end", "beginning"), default="end",
                    help="where telemetry streams start on a fresh run (tables always from the beginning)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (tests, demos)")

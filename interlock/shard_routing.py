@@ -27,7 +27,7 @@ import msgspec
 from interlock.config import DEFAULT_CONFIG, SiteConfig
 from interlock.geometry import Area, zone_view
 from interlock.occupancy import CELL_MM
-from interlock.shard_plan import ShardPlan
+from interlock.shard_plan import DeviceHomes, ShardPlan
 from schemas import payloads as wire
 from schemas.catalog import schema_for_vendor
 from schemas.decoding import PAYLOAD_DECODERS
@@ -60,6 +60,9 @@ class ShardRouter:
         self.plan = plan
         self.config = config
         self.devices: dict[str, wire.DeviceRow] = {}
+        self.worker_tags: dict[str, list[str]] = {}
+        """Worker -> the tags the CMDB says they wear."""
+        self.homes = DeviceHomes()
         self.zone_areas: dict[str, list[Area]] = {}
         """Zone -> its area and its entrance's, from the GIS."""
         self.permits: dict[str, wire.PermitRow] = {}
@@ -71,10 +74,14 @@ class ShardRouter:
         self.tag_shards: dict[str, frozenset[int]] = {}
         """Tag -> the shards it has entered."""
         self.until = 0
+        self.keys: list[str] = [str(shard) for shard in range(plan.shards)]
+        """The name the dataflow gives each shard (its state is kept under it)."""
         self._needs: dict[str, set[int]] | None = None
         """Device -> the shards the tables say need it; rebuilt after a table row changed."""
         self._cells: dict[tuple[int, int], frozenset[int]] | None = None
         """25 m cell -> the shards of the zones (and entrances) it touches; rebuilt after a table row changed."""
+        self._tags: dict[str, tuple[int, str | None]] = {}
+        """Tag -> (its home, the position schema the Site takes from it or None for any); emptied by CMDB rows."""
         self._all = tuple(range(plan.shards))
 
     def route(self, chunks: Iterable[Sequence[Record | UnreadableRecord]]) -> list[RoutedChunk]:
@@ -113,18 +120,17 @@ class ShardRouter:
 
     def device_home(self, device: str) -> int:
         row = self.devices.get(device)
-        return self.plan.device_home(device, row.zone if row is not None else None)
+        return self.plan.device_home(device, row.zone if row is not None else None, self.homes)
 
     def device_shards(self, device: str) -> frozenset[int]:
         """Every shard a device's record goes to: its home, the shards needing it now, and every shard it went to."""
         if self._needs is None:
             self._needs = self._index()
         sent = self.sent.get(device)
-        home = self.device_home(device)
         needs = self._needs.get(device)
-        if sent is not None and home in sent and (needs is None or needs <= sent):
-            return sent
-        widened = frozenset((sent or _NONE) | {home} | (needs or _NONE))
+        if sent is not None and (needs is None or needs <= sent):
+            return sent  # its home is in `sent` since its first record; _index puts a changed home in `needs`
+        widened = frozenset((sent or _NONE) | {self.device_home(device)} | (needs or _NONE))
         self.sent[device] = widened
         return widened
 
@@ -148,15 +154,19 @@ class ShardRouter:
         skew_max, quality_min = self.config.clock_skew_max_ms, self.config.fix_quality_min
         tag_last, tag_shards = self.tag_last, self.tag_shards
         shards: set[int] = set()
+        tags = self._tags
         for fix in fixes:
             tag = fix.tag
+            known = tags.get(tag)
+            if known is None:
+                known = tags[tag] = self._tag(tag)
+            home, takes = known
             entered = tag_shards.get(tag, _NONE)
-            home = self.device_home(tag)
             if home not in entered:
                 entered = tag_shards[tag] = entered | {home}
             last = tag_last.get(tag)
             if (fix.located and fix.quality >= quality_min and abs(fix.ts - record.ts) <= skew_max
-                    and (last is None or fix.ts > last) and self._vendor_fits(tag, schema)):
+                    and (last is None or fix.ts > last) and (takes is None or takes == schema)):
                 tag_last[tag] = fix.ts
                 near = cells.get((fix.x // CELL_MM, fix.y // CELL_MM), _NONE)
                 if not near <= entered:
@@ -164,10 +174,13 @@ class ShardRouter:
             shards.update(entered)
         return shards
 
-    def _vendor_fits(self, tag: str, schema: str) -> bool:
-        """Whether the Site takes the tag's fix in this schema: an unknown device's, or a tag of this vendor's."""
+    def _tag(self, tag: str) -> tuple[int, str | None]:
+        """A tag's home and the schema of the fixes the Site takes from it: any for a device without a tag row, its
+        vendor's for a registered tag (no schema for a vendor the catalog does not know: none is taken)."""
         row = self.devices.get(tag)
-        return row is None or row.family != "uwb_tag" or schema_for_vendor(row.vendor) == schema
+        if row is None or row.family != "uwb_tag":
+            return self.device_home(tag), None
+        return self.device_home(tag), schema_for_vendor(row.vendor) or "(no schema)"
 
     def _learn(self, record: Record) -> None:
         """Keep a CMDB, GIS or permit row as the Site does: the latest row wins, a stale permit revision is ignored, a
@@ -177,16 +190,20 @@ class ShardRouter:
             key = record.key
             if key is None:
                 return
-            if topic == "cmdb.devices" and self.devices.pop(key, None) is not None:
+            if topic == "cmdb.devices" and (old := self.devices.pop(key, None)) is not None:
+                self._wearer(old, None)
                 self._needs = None
+                self._tags.clear()
             elif topic == "gis.zones" and self.zone_areas.pop(key, None) is not None:
                 self._cells = None
             return
         try:
             if topic == "cmdb.devices":
                 row = _DEVICE_ROW.decode(record.payload)
+                self._wearer(self.devices.get(row.device), row)
                 self.devices[row.device] = row
                 self._needs = None
+                self._tags.clear()
             elif topic == "gis.zones":
                 view = zone_view(_ZONE_ROW.decode(record.payload))
                 self.zone_areas[view.row.zone] = [view.area] + ([view.entrance] if view.entrance is not None else [])
@@ -197,13 +214,26 @@ class ShardRouter:
                 if held is not None and row.rev <= held.rev:
                     return
                 self.permits[row.permit] = row
-                self.permit_shard.setdefault(row.permit, self.plan.of_zone(row.zone))
+                shard = self.permit_shard.setdefault(row.permit, self.plan.of_zone(row.zone))
+                if self.homes.note_permit(row, shard, lambda worker: self.worker_tags.get(worker, ())):
+                    self._tags.clear()
                 self._needs = self._cells = None
         except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
             return  # the Sites raise TABLE_ROW_INVALID for it
 
+    def _wearer(self, old: wire.DeviceRow | None, new: wire.DeviceRow | None) -> None:
+        """Keep `worker_tags` at the CMDB's tag rows, as the Site keeps its own."""
+        if old is not None and old.family == "uwb_tag" and old.worker:
+            tags = self.worker_tags.get(old.worker, [])
+            if old.device in tags:
+                tags.remove(old.device)
+                if not tags:
+                    del self.worker_tags[old.worker]
+        if new is not None and new.family == "uwb_tag" and new.worker:
+            self.worker_tags.setdefault(new.worker, []).append(new.device)
+
     def _index(self) -> dict[str, set[int]]:
-        """Device -> the shards of the permits that read it, from the tables as they are."""
+        """Device -> its home and the shards of the permits that read it, from the tables as they are."""
         item_plcs: dict[str, list[str]] = {}
         zone_detectors: dict[str, list[str]] = {}
         for row in self.devices.values():
@@ -212,7 +242,7 @@ class ShardRouter:
                     item_plcs.setdefault(item, []).append(row.device)
             elif row.family == "gas" and row.zone:
                 zone_detectors.setdefault(row.zone, []).append(row.device)
-        needs: dict[str, set[int]] = {}
+        needs: dict[str, set[int]] = {device: {self.device_home(device)} for device in self.devices}
         for pid, row in self.permits.items():
             shard = self.permit_shard[pid]
             devices = [*row.detectors, *row.harnesses, *zone_detectors.get(row.zone, ())]

@@ -40,7 +40,7 @@ from interlock.permit_checks import RECORD_CODES, record_problems
 from interlock.qualification import CrewHealth, check_crew
 from interlock.risk_grade import NONE, RED, YELLOW, grade_step
 from interlock.risk_model import RiskModel, new_zone_state, step as risk_model_step
-from interlock.shard_plan import SINGLE, ShardPlan
+from interlock.shard_plan import SINGLE, DeviceHomes, ShardPlan
 from interlock.site_time import DAY_MS, site_date, site_day
 from interlock.zone_risk import (
     RISK_CODES, RISK_FAULT_CODES, ZoneInputsPlan, ZoneRisk, observe_occupancy, risk_detail, signal_any, zone_raw,
@@ -164,6 +164,8 @@ class Site:
         self.shard = shard
         self.plan = plan
         self._zones_here: dict[str, bool] = {}
+        self.device_homes = DeviceHomes()
+        """The first permit shard that read each device: where the faults about a zone-less device are raised."""
         """Zone -> whether this shard steps its risk and watches it (its own zone, or one of its permits is there)."""
         self.risk_model = risk_model
         self.risk_on = risk_model is not None
@@ -279,9 +281,7 @@ class Site:
         if runtime is not None:
             return runtime.shard
         row = self.devices.get(subject)
-        if row is not None:
-            return self.plan.device_home(subject, row.zone)
-        return self.plan.of_key(subject)
+        return self.plan.device_home(subject, row.zone if row is not None else None, self.device_homes)
 
     def _not_mine(self, subject: str) -> bool:
         return self.subject_shard(subject) != self.shard
@@ -930,6 +930,7 @@ class Site:
             runtime.guardian_seen = None
         runtime.row = row
         runtime.gas = {device: runtime.gas.get(device) or GasTrack() for device in row.detectors}
+        self.device_homes.note_permit(row, runtime.shard, lambda worker: self.worker_tags.get(worker, ()))
         rows = (previous, row) if previous is not None else (row,)
         equipment_plc = self.equipment_plc
         self._forget_served(

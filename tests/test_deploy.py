@@ -205,7 +205,7 @@ def test_init_recovery_creates_the_partitions_once(tmp_path):
     assert second.returncode == 0 and "nothing done" in second.stdout, second.stderr
 
 
-def run_process(tmp_path: Path, process_id: str, partitions: bool = True) -> subprocess.CompletedProcess:
+def run_process(tmp_path: Path, process_id: str, partitions: bool = True, **settings: str) -> subprocess.CompletedProcess:
     (tmp_path / "recovery").mkdir(exist_ok=True)
     if partitions:
         (tmp_path / "recovery" / "part-0.sqlite3").touch()
@@ -214,6 +214,7 @@ def run_process(tmp_path: Path, process_id: str, partitions: bool = True) -> sub
         "INTERLOCK_BOOTSTRAP": "kafka-1:9092", "INTERLOCK_CONFIG": "/etc/interlock/site.toml",
         "INTERLOCK_ADDRESSES": str(tmp_path / "hosts.txt"), "INTERLOCK_RECOVERY_DIR": str(tmp_path / "recovery"),
         "INTERLOCK_METRICS_PORT_BASE": "9464", "INTERLOCK_SNAPSHOT_INTERVAL_S": "5", "INTERLOCK_DRY_RUN": "1",
+        **settings,
     }
     return run(str(DEPLOY / "bytewax" / "run-process.sh"), process_id, env=env)
 
@@ -228,6 +229,11 @@ def test_run_process_starts_interlock_run_with_the_process_metrics_port(tmp_path
         "--config", "/etc/interlock/site.toml", "--process-id", "1", "--addresses", str(tmp_path / "hosts.txt"),
         "--snapshot-interval", "5",
     ]
+
+
+def test_run_process_passes_the_decision_shards_when_they_are_set(tmp_path):
+    assert run_process(tmp_path, "0", INTERLOCK_SHARDS="6").stdout.split()[-2:] == ["--shards", "6"]
+    assert "--shards" not in run_process(tmp_path, "0").stdout
 
 
 def test_run_process_refuses_a_process_id_beyond_the_addresses_file(tmp_path):

@@ -92,9 +92,11 @@ def test_the_plc_drops_every_enable_within_1_2_s_of_the_interlock_dying(broker, 
     assert plcs.sim.trips("PLC-3")
 
 
+@pytest.mark.parametrize("shards", ["1", "3"])
 def test_after_kill_9_a_restart_keeps_its_commands_latches_what_was_enabled_and_enables_nothing_without_a_reset(
-        broker, plcs, tmp_path):
-    recovery = ["--recovery-dir", str(tmp_path / "recovery"), "--init-recovery", "--snapshot-interval", "1"]
+        broker, plcs, tmp_path, shards):
+    recovery = ["--recovery-dir", str(tmp_path / "recovery"), "--init-recovery", "--snapshot-interval", "1",
+                "--shards", shards]
     first = started(broker, tmp_path, "first", recovery)
     lines = incident_lines(plcs.ports)
     before, rest = split_at(lines, ENABLED_BY_S)
@@ -149,10 +151,19 @@ def test_a_5_s_plc_outage_raises_a_critical_fault_trips_the_work_and_resyncs_the
         interlock.stop()
 
 
-def test_a_two_process_cluster_decides_as_one_process_does(broker, plcs, tmp_path):
+def test_a_two_process_cluster_decides_as_one_process_does_and_one_of_them_writes_the_plcs(broker, plcs, tmp_path):
+    """Two processes, three decision shards: the welder's permit (PR-1, shard 1) is decided in the second process, the
+    confined space's (TK-3, shard 0) in the first, and every command reaches the one PLC writer step, which holds the
+    welder's coil as one process does."""
+    from dataflows.worker_placement import shard_keys, worker_of_key
+    from interlock.shard_plan import ShardPlan
+
+    keys = shard_keys(3, 2)
+    assert [worker_of_key(keys[ShardPlan(3).of_zone(zone)], 2) for zone in ("TK-3", "PR-1")] == [0, 1]
     ports = [_free_port(), _free_port()]
     addresses = ";".join(f"127.0.0.1:{port}" for port in ports)
-    processes = [InterlockProcess(broker, tmp_path, f"p{i}", ["--process-id", str(i), "--addresses", addresses])
+    processes = [InterlockProcess(broker, tmp_path, f"p{i}",
+                                  ["--process-id", str(i), "--addresses", addresses, "--shards", "3"])
                  for i in range(2)]
     try:
         for process in processes:
@@ -162,6 +173,9 @@ def test_a_two_process_cluster_decides_as_one_process_does(broker, plcs, tmp_pat
         wait_for(lambda: len(commands_on_kafka(broker)) >= 6, 20, "the incident's six commands")
         time.sleep(0.5)
         assert per_permit(commands_on_kafka(broker)) == INCIDENT_DECISIONS
+        welder = [w.value for w in plcs.sim.writes("PLC-3") if w.item == "WELD-5"]
+        assert [v for i, v in enumerate(welder) if i == 0 or v != welder[i - 1]][-3:] == [True, False, True]
+        assert all(b"3 decision shards" in (tmp_path / f"p{i}.log").read_bytes() for i in range(2))
     finally:
         for process in processes:
             process.stop()

@@ -13,7 +13,14 @@ import pytest
 from bytewax.testing import TestingSink, run_main
 
 from bench.workloads import QUICK, recording_bytes
-from dataflows.interlock_flow import RouterLogic, SnapshotMismatch, build_flow, restore_router
+from dataflows.interlock_flow import (
+    RouterLogic,
+    SiteLogic,
+    SnapshotMismatch,
+    build_flow,
+    restore_for,
+    restore_router,
+)
 from dataflows.recording import RecordingSource, read_recording
 from dataflows.risk_model_file import load_risk_model
 from interlock.faults import FaultBook
@@ -75,14 +82,22 @@ def test_a_detector_goes_to_its_zones_shard_and_to_the_shard_of_a_permit_elsewhe
     assert routing.send("gas.readings", "GAS-1", gas_v2("GAS-1", T0, 2)) == {0, 1}
 
 
-def test_a_device_keeps_going_to_a_shard_it_was_sent_to_after_its_permit_has_gone():
+def test_a_harness_goes_to_its_first_permits_shard_and_keeps_going_where_it_went_before():
     routing = Routing()
     there = zone_of_shard(TWO, 1)
     harness = key_of_shard(TWO, 0, "HB")
+    assert routing.send("harness.status", harness, {}) == {0}  # no permit has read it: its home is by its id
     routing.send("ptw.permits", "HW-9", hot_work_permit(permit="HW-9", zone=there, harnesses=[harness]))
     assert routing.send("harness.status", harness, {}) == {0, 1}
     routing.send("ptw.permits", "HW-9", hot_work_permit(permit="HW-9", rev=2, zone=there, harnesses=[]))
     assert routing.send("harness.status", harness, {}) == {0, 1}
+
+
+def test_a_harness_listed_before_its_first_record_goes_to_its_permits_shard_only():
+    routing = Routing()
+    harness = key_of_shard(TWO, 0, "HB")
+    routing.send("ptw.permits", "HW-9", hot_work_permit(permit="HW-9", zone=zone_of_shard(TWO, 1), harnesses=[harness]))
+    assert routing.send("harness.status", harness, {}) == {1}
 
 
 def test_a_plc_goes_to_the_shards_of_the_permits_that_use_its_equipment():
@@ -149,6 +164,15 @@ def test_the_router_snapshot_restores_and_another_version_is_refused():
     assert restored.permit_shard == routing.router.permit_shard
     with pytest.raises(SnapshotMismatch, match="state version 1"):
         restore_router(pickle.dumps((1, routing.router)))
+
+
+def test_a_snapshot_of_another_number_of_shards_is_refused():
+    snapshot = SiteLogic(Site(shard=1, plan=TWO), "wall").snapshot()
+    assert restore_for(snapshot, TWO).shard == 1
+    with pytest.raises(SnapshotMismatch, match="written with 2 decision shard"):
+        restore_for(snapshot, ShardPlan(3))
+    with pytest.raises(SnapshotMismatch, match="--shards 2"):
+        restore_for(RouterLogic(ShardRouter(TWO), "wall").snapshot(), ShardPlan(1), ShardRouter)
 
 
 # ------------------------------------------------------------------ faults and decisions of one shard
@@ -252,3 +276,15 @@ def test_the_shards_share_the_large_sites_records():
     routed = ShardRouter(TWO).route([records])
     counts = Counter({r.shard: len(r.records) for r in routed})
     assert max(counts.values()) < 0.7 * len(records)
+
+
+def test_the_router_and_every_shard_agree_on_each_devices_home():
+    records = list(read_recording(io.BytesIO(recording_bytes(*QUICK))))
+    plan = ShardPlan(3)
+    router = ShardRouter(plan)
+    routed = router.route([records])
+    for shard in range(plan.shards):
+        site = Site(shard=shard, plan=plan)
+        site.process_batch(routed[shard].records)
+        devices = set(router.devices) | set(router.homes.first_reader)
+        assert {d: site.subject_shard(d) for d in devices} == {d: router.device_home(d) for d in devices}

@@ -7,7 +7,7 @@
 # EnvironmentFile=, a manual run can point INTERLOCK_ENV_FILE at the file). Runs, replacing this shell:
 #
 #   interlock run --bootstrap SERVERS --metrics-port (BASE + I) --recovery-dir DIR --config FILE \
-#                 --process-id I --addresses FILE
+#                 --process-id I --addresses FILE [--shards INTERLOCK_SHARDS]
 #
 # with BYTEWAX_SNAPSHOT_INTERVAL and BYTEWAX_RECOVERY_BACKUP_INTERVAL exported (seconds; the names
 # `python -m bytewax.run` reads for -s and -b). `interlock run` is the live entry point; it runs the
@@ -72,6 +72,9 @@ command=(
     --addresses "$INTERLOCK_ADDRESSES"
     --snapshot-interval "$BYTEWAX_SNAPSHOT_INTERVAL"
 )
+if [ -n "${INTERLOCK_SHARDS:-}" ]; then
+    command+=(--shards "$INTERLOCK_SHARDS")
+fi
 if [ "${INTERLOCK_DRY_RUN:-0}" = 1 ]; then
     echo "BYTEWAX_SNAPSHOT_INTERVAL=$BYTEWAX_SNAPSHOT_INTERVAL BYTEWAX_RECOVERY_BACKUP_INTERVAL=$BYTEWAX_RECOVERY_BACKUP_INTERVAL ${command[*]}"
     exit 0
