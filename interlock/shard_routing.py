@@ -134,7 +134,7 @@ class ShardRouter:
         self.sent[device] = widened
         return widened
 
-    def position_shards(self, record: Record) -> set[int] | tuple[int, ...]:
+    def position_shards(self, record: Record) -> frozenset[int] | set[int] | tuple[int, ...]:
         """The shards of a position record: the record key's (for a payload that is not one) and, for each of its
         tags, its home and the shards it has entered, this fix's included."""
         plan = self.plan
@@ -152,27 +152,33 @@ class ShardRouter:
             self._cells = self._cover()
         cells = self._cells
         skew_max, quality_min = self.config.clock_skew_max_ms, self.config.fix_quality_min
-        tag_last, tag_shards = self.tag_last, self.tag_shards
-        shards: set[int] = set()
-        tags = self._tags
+        tag_last, tag_shards, tags = self.tag_last, self.tag_shards, self._tags
+        record_ts = record.ts
+        shards: set[int] | None = None
         for fix in fixes:
             tag = fix.tag
             known = tags.get(tag)
-            if known is None:
+            if known is None:  # a new tag, or the CMDB or a permit has changed since: its home may be new
                 known = tags[tag] = self._tag(tag)
-            home, takes = known
-            entered = tag_shards.get(tag, _NONE)
-            if home not in entered:
-                entered = tag_shards[tag] = entered | {home}
-            last = tag_last.get(tag)
-            if (fix.located and fix.quality >= quality_min and abs(fix.ts - record.ts) <= skew_max
-                    and (last is None or fix.ts > last) and (takes is None or takes == schema)):
-                tag_last[tag] = fix.ts
-                near = cells.get((fix.x // CELL_MM, fix.y // CELL_MM), _NONE)
-                if not near <= entered:
-                    entered = tag_shards[tag] = entered | near
-            shards.update(entered)
-        return shards
+                entered = tag_shards.get(tag, _NONE)
+                if known[0] not in entered:
+                    tag_shards[tag] = entered | {known[0]}
+            entered = tag_shards[tag]
+            if fix.located and fix.quality >= quality_min and abs(fix.ts - record_ts) <= skew_max:
+                last = tag_last.get(tag)
+                takes = known[1]
+                if (last is None or fix.ts > last) and (takes is None or takes == schema):
+                    tag_last[tag] = fix.ts
+                    near = cells.get((fix.x // CELL_MM, fix.y // CELL_MM), _NONE)
+                    if not near <= entered:
+                        entered = tag_shards[tag] = entered | near
+            if len(fixes) == 1:
+                return entered
+            if shards is None:
+                shards = set(entered)
+            else:
+                shards |= entered
+        return shards if shards is not None else (plan.of_key(record.key or "rtls.position"),)
 
     def _tag(self, tag: str) -> tuple[int, str | None]:
         """A tag's home and the schema of the fixes the Site takes from it: any for a device without a tag row, its
