@@ -11,6 +11,8 @@ from collections import Counter
 import msgspec
 import pytest
 from bytewax.testing import TestingSink, run_main
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench.workloads import QUICK, recording_bytes
 from dataflows.interlock_flow import (
@@ -261,13 +263,23 @@ def test_every_incident_is_decided_by_several_shards_as_by_one(name, shards):
     assert faults == one_faults
 
 
-def test_the_large_site_with_the_risk_model_is_decided_by_two_shards_as_by_one():
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shards=st.integers(2, 9), name=st.sampled_from(INCIDENT_NAMES))
+def test_any_number_of_shards_decides_an_incident_as_one_does(shards, name):
+    assert _decisions(list(_incident_records(name)), ShardPlan(shards)) == _one_shard(name)
+
+
+@functools.cache
+def _large_site_one_shard() -> tuple[dict, dict]:
+    return _decisions(list(read_recording(io.BytesIO(recording_bytes(*QUICK)))), ShardPlan(1), load_risk_model())
+
+
+@pytest.mark.parametrize("shards", [2, 5])
+def test_the_large_site_with_the_risk_model_is_decided_by_several_shards_as_by_one(shards):
     records = list(read_recording(io.BytesIO(recording_bytes(*QUICK))))
-    model = load_risk_model()
-    one = _decisions(records, ShardPlan(1), model)
-    two = _decisions(records, TWO, model)
+    one = _large_site_one_shard()
     assert sum(len(c) for c in one[0].values()) >= 36  # every permit of the 12 copies decided
-    assert two == one
+    assert _decisions(records, ShardPlan(shards), load_risk_model()) == one
 
 
 def test_the_shards_share_the_large_sites_records():
