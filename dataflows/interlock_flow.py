@@ -62,6 +62,14 @@ def _record_ts(record: Record | UnreadableRecord) -> int:
     return record.ts
 
 
+def in_time_order(chunks: list[Chunk]) -> list[Chunk]:
+    """Chunks of different partitions delivered together, as one chunk in record time order (a live run decides
+    them so); one chunk as it is."""
+    if len(chunks) <= 1:
+        return chunks
+    return [sorted((record for chunk in chunks for record in chunk), key=_record_ts)]
+
+
 class RouterLogic(StatefulBatchLogic[Chunk, tuple[str, RoutedChunk], bytes]):
     """The router inside Bytewax: one RoutedChunk per decision shard per batch, keyed by the shard's key (the keys
     are kept with the router's state, so a restart on another number of workers finds every shard's snapshot)."""
@@ -71,9 +79,8 @@ class RouterLogic(StatefulBatchLogic[Chunk, tuple[str, RoutedChunk], bytes]):
         self.clock = clock
 
     def on_batch(self, chunks: list[Chunk]) -> tuple[Iterable[tuple[str, RoutedChunk]], bool]:
-        if self.clock == WALL_CLOCK and len(chunks) > 1:
-            # Chunks of different partitions delivered together are decided in record time order.
-            chunks = [sorted((record for chunk in chunks for record in chunk), key=_record_ts)]
+        if self.clock == WALL_CLOCK:
+            chunks = in_time_order(chunks)
         keys = self.router.keys
         return [(keys[routed.shard], routed) for routed in self.router.route(chunks)], StatefulBatchLogic.RETAIN
 
@@ -152,8 +159,8 @@ def restore_for(snapshot: bytes, plan: ShardPlan, kind: type = Site):
     if state.plan != plan:
         raise SnapshotMismatch(
             f"the recovery folder was written with {state.plan.shards} decision shard(s), this start asks for "
-            f"{plan.shards}: start with --shards {state.plan.shards} (and as many processes as before, or more), or "
-            f"change the shards at a planned stop (docs/live.md, 'Restarts and recovery')"
+            f"{plan.shards}: start with --shards {state.plan.shards}, or change the shards at a planned stop "
+            f"(docs/live.md, 'Restarts and recovery')"
         )
     return state
 
@@ -190,7 +197,7 @@ def build_flow(
     decisions over its shards, with a router in front (one shard: no router). `plc_writer` builds the one step, keyed
     `PLC_WRITERS`, that receives every command and every CMDB record: with several shards the PLCs are written from
     one place, so each PLC has a single writer of its enables and watchdog. `workers` (of the whole cluster) places
-shard i on worker i % workers."""
+    shard i on worker i % workers."""
     logic_class = logic or SiteLogic
 
     def build_logic(resume: bytes | None) -> SiteLogic:

@@ -29,7 +29,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from bytewax.operators import StatefulBatchLogic
 
-from dataflows.interlock_flow import WALL_CLOCK, Chunk, SiteLogic, build_flow
+from dataflows.interlock_flow import WALL_CLOCK, Chunk, SiteLogic, build_flow, in_time_order
 from dataflows.kafka_io import KafkaOutputSink, KafkaRecordSource
 from dataflows.metrics import InterlockMetrics
 from dataflows.plc_link import PlcLinks
@@ -104,10 +104,8 @@ class LiveSiteLogic(SiteLogic):
     def on_batch(self, chunks: list[Chunk | RoutedChunk]) -> tuple[Iterable[list[Output]], bool]:
         consumed_at = time.time()
         routed = bool(chunks) and isinstance(chunks[0], RoutedChunk)
-        if len(chunks) > 1 and not routed:
-            # Chunks of different partitions delivered together are decided in record time order (with several
-            # shards, the router has done it).
-            chunks = [sorted((record for chunk in chunks for record in chunk), key=_record_ts)]
+        if not routed:  # with several shards, the router has put them in time order
+            chunks = in_time_order(chunks)
         if self.links is not None:
             for chunk in chunks:
                 for record in (chunk.records if routed else chunk):
@@ -162,10 +160,6 @@ class PlcWriterLogic(StatefulBatchLogic[Record | bytes, None, None]):
 
     def snapshot(self) -> None:
         return None
-
-
-def _record_ts(record: Record) -> int:
-    return record.ts
 
 
 def command_to_plcs(links: PlcLinks) -> Callable[[Output], None]:

@@ -164,9 +164,9 @@ class Site:
         self.shard = shard
         self.plan = plan
         self._zones_here: dict[str, bool] = {}
+        """Zone -> whether this shard steps its risk and watches it (its own zone, or one of its permits is there)."""
         self.device_homes = DeviceHomes()
         """The first permit shard that read each device: where the faults about a zone-less device are raised."""
-        """Zone -> whether this shard steps its risk and watches it (its own zone, or one of its permits is there)."""
         self.risk_model = risk_model
         self.risk_on = risk_model is not None
         """The zone risk model (None: risk grading off); its grades stop and alert as docs/risk_model.md says."""
