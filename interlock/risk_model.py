@@ -60,8 +60,8 @@ class RiskMeta(msgspec.Struct, frozen=True):
 
 
 class RiskModel(msgspec.Struct, frozen=True, eq=False):
-    """A loaded model: the file's arrays (float64, C-contiguous), its parsed meta, and `packed`, everything the njit
-    step reads in one array so a step is a single dispatch. Make one with `RiskModel.from_bytes`."""
+    """A loaded model: the file's arrays (float64, C-contiguous), its parsed meta, and what the njit step reads:
+    `weights` and `packed`. Make one with `RiskModel.from_bytes`."""
 
     meta: RiskMeta
     weight_ih: np.ndarray
@@ -72,10 +72,13 @@ class RiskModel(msgspec.Struct, frozen=True, eq=False):
     head_bias: np.ndarray
     feature_mean: np.ndarray
     feature_scale: np.ndarray
+    weights: np.ndarray
+    """[weight_ih.T, weight_hh.T]: transposed so the gate sums run along contiguous memory; float32 when every weight
+    is a float32 value (a model trained in PyTorch's float32 is), so a step reloads half the bytes and computes the
+    same float64 sums, else float64."""
     packed: np.ndarray
-    """[hidden, weight_ih.T, weight_hh.T, bias_ih + bias_hh, mean, scale, head_weight, head_bias]: the weights
-    transposed so the gate sums run along contiguous memory. Read-only while stepping: a step keeps its features
-    and gates in arrays of its own."""
+    """[hidden, bias_ih + bias_hh, mean, scale, head_weight, head_bias] (float64). Both read-only while stepping: a
+    step keeps its features and gates in arrays of its own."""
     meta_json: str
     """The meta exactly as in the file (keys this code does not read included), for `to_bytes`."""
 
@@ -112,7 +115,7 @@ class RiskModel(msgspec.Struct, frozen=True, eq=False):
         meta_json = _meta_text(files["meta"])
         meta = _check_meta(meta_json)
         arrays = _check_arrays({name: files[name] for name in ARRAY_NAMES}, meta.hidden)
-        return cls(meta=meta, **arrays, packed=_pack(arrays, meta.hidden), meta_json=meta_json)
+        return cls(meta=meta, **arrays, weights=_weights(arrays), packed=_pack(arrays, meta.hidden), meta_json=meta_json)
 
 
 def write_model_bytes(arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> bytes:
@@ -159,13 +162,13 @@ def hidden_state(model: RiskModel, zone_state: np.ndarray) -> tuple[np.ndarray, 
 
 def step(model: RiskModel, zone_state: np.ndarray, raw: np.ndarray) -> float:
     """One step of one zone: the probability of a limit crossed within the horizon; `zone_state` is updated in place."""
-    return _step(model.packed, zone_state, raw)
+    return _step(model.weights, model.packed, zone_state, raw)
 
 
 def step_batch(model: RiskModel, zone_states: np.ndarray, raws: np.ndarray, out: np.ndarray) -> np.ndarray:
     """One step of n zones at once: zone_states (n, zone_state_width) updated in place, raws (n, RAW_WIDTH), the
     probabilities into out (n,) (returned). Each zone's result is bit for bit what `step` gives it."""
-    _step_batch(model.packed, zone_states, raws, out)
+    _step_batch(model.weights, model.packed, zone_states, raws, out)
     return out
 
 
@@ -176,7 +179,7 @@ def sequence_probabilities(model: RiskModel, raw_block: np.ndarray) -> np.ndarra
         raise ValueError(f"sequence_probabilities: raw_block has shape {raws.shape}, expected (n, {RAW_WIDTH}) "
                          f"(interlock.risk_inputs.RAW_FIELDS)")
     out = np.empty(raws.shape[0], dtype=np.float64)
-    _sequence(model.packed, new_zone_state(model), raws, out)
+    _sequence(model.weights, model.packed, new_zone_state(model), raws, out)
     return out
 
 
@@ -186,22 +189,18 @@ def sequence_probabilities(model: RiskModel, raw_block: np.ndarray) -> np.ndarra
 def _offsets(hidden: int) -> tuple[int, ...]:
     """Start of each part of `packed` (see RiskModel.packed) and its total length; the njit code repeats this."""
     f, g = FEATURE_WIDTH, 4 * hidden
-    w_ih = 1
-    w_hh = w_ih + f * g
-    bias = w_hh + hidden * g
+    bias = 1
     mean = bias + g
     scale = mean + f
     head = scale + f
     head_bias = head + hidden
-    return w_ih, w_hh, bias, mean, scale, head, head_bias, head_bias + 1
+    return bias, mean, scale, head, head_bias, head_bias + 1
 
 
 def _pack(arrays: dict[str, np.ndarray], hidden: int) -> np.ndarray:
-    w_ih, w_hh, bias, mean, scale, head, head_bias, end = _offsets(hidden)
+    bias, mean, scale, head, head_bias, end = _offsets(hidden)
     packed = np.zeros(end, dtype=np.float64)
     packed[0] = hidden
-    packed[w_ih:w_hh] = arrays["weight_ih"].T.ravel()
-    packed[w_hh:bias] = arrays["weight_hh"].T.ravel()
     packed[bias:mean] = arrays["bias_ih"] + arrays["bias_hh"]
     packed[mean:scale] = arrays["feature_mean"]
     packed[scale:head] = arrays["feature_scale"]
@@ -210,24 +209,30 @@ def _pack(arrays: dict[str, np.ndarray], hidden: int) -> np.ndarray:
     return packed
 
 
+def _weights(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    weights = np.concatenate([arrays["weight_ih"].T.ravel(), arrays["weight_hh"].T.ravel()])
+    single = weights.astype(np.float32)
+    return single if np.array_equal(single.astype(np.float64), weights) else weights
+
+
 @njit(cache=True)
 def _sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
 @njit(cache=True)
-def _zone_step(packed, state, raw):
+def _zone_step(weights, packed, state, raw):
     """Features, standardisation, the LSTM cell and the head for one zone; h and c updated in `state`."""
     hidden = int(packed[0])
     f, g = FEATURE_WIDTH, 4 * hidden
-    w_ih = 1
-    w_hh = w_ih + f * g
-    bias = w_hh + hidden * g
+    bias = 1
     mean = bias + g
     scale = mean + f
     head = scale + f
     head_bias = head + hidden
-    if packed.shape[0] != head_bias + 1 or state.shape[0] != FEATURE_STATE_WIDTH + 2 * hidden:
+    w_hh = f * g
+    if (packed.shape[0] != head_bias + 1 or weights.shape[0] != w_hh + hidden * g
+            or state.shape[0] != FEATURE_STATE_WIDTH + 2 * hidden):
         raise ValueError("risk step: the zone state does not fit the model; make it with new_zone_state(model)")
     feats = np.empty(f)
     gates = np.empty(g)  # not a part of `packed`: with no aliasing possible the compiler vectorises the sums below
@@ -238,14 +243,14 @@ def _zone_step(packed, state, raw):
         gates[r] = packed[bias + r]
     for k in range(f):  # gates += W_ih x, one input at a time: contiguous, and the same order in every call
         xk = feats[k]
-        row = packed[w_ih + k * g:w_ih + (k + 1) * g]
+        row = weights[k * g:(k + 1) * g]
         for r in range(g):
             gates[r] += row[r] * xk
     h_at = FEATURE_STATE_WIDTH
     c_at = h_at + hidden
     for k in range(hidden):  # gates += W_hh h
         hk = state[h_at + k]
-        row = packed[w_hh + k * g:w_hh + (k + 1) * g]
+        row = weights[w_hh + k * g:w_hh + (k + 1) * g]
         for r in range(g):
             gates[r] += row[r] * hk
     logit = 0.0
@@ -259,23 +264,23 @@ def _zone_step(packed, state, raw):
 
 
 @njit(cache=True)
-def _step(packed, state, raw):
-    return _zone_step(packed, state, raw)
+def _step(weights, packed, state, raw):
+    return _zone_step(weights, packed, state, raw)
 
 
 @njit(cache=True)
-def _step_batch(packed, states, raws, out):
+def _step_batch(weights, packed, states, raws, out):
     n = states.shape[0]
     if raws.shape[0] != n or out.shape[0] != n:
         raise ValueError("step_batch: zone_states, raws and out must have one row per zone")
     for z in range(n):
-        out[z] = _zone_step(packed, states[z], raws[z])
+        out[z] = _zone_step(weights, packed, states[z], raws[z])
 
 
 @njit(cache=True)
-def _sequence(packed, state, raws, out):
+def _sequence(weights, packed, state, raws, out):
     for t in range(raws.shape[0]):
-        out[t] = _zone_step(packed, state, raws[t])
+        out[t] = _zone_step(weights, packed, state, raws[t])
 
 
 # ------------------------------------------------------------------ reading the file

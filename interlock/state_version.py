@@ -19,7 +19,7 @@ STATE_VERSION = 3
 """1: releases before snapshots carried a version; 2: with a tag's stay box, zone input plans and crew grades;
 3: decision shards (a permit's shard, faults kept but not raised, the shard router)."""
 
-STATE_LAYOUT = "b4389f921eec666c"
+STATE_LAYOUT = "88036aac7f2e5103"
 """`state_layout()` of this version."""
 
 _PACKAGES = ("interlock", "schemas")

@@ -228,6 +228,19 @@ def test_feature_names_are_the_feature_vector():
 # ------------------------------------------------------------------ the served model
 
 
+def test_weights_that_are_float32_values_are_served_in_float32_with_the_same_scores():
+    arrays = {name: value.astype(np.float32).astype(np.float64) for name, value in random_model_arrays(4).items()}
+    model = RiskModel.from_bytes(write_model_bytes(arrays, {"thresholds": THRESHOLDS}))
+    wide = msgspec.structs.replace(model, weights=model.weights.astype(np.float64))
+    raws = random_raw_sequence(np.random.default_rng(11), 300)
+    assert model.weights.dtype == np.float32
+    np.testing.assert_array_equal(sequence_probabilities(model, raws), sequence_probabilities(wide, raws))
+
+
+def test_weights_that_are_not_float32_values_stay_in_float64():
+    assert random_model().weights.dtype == np.float64
+
+
 def test_step_batch_gives_each_zone_exactly_what_step_gives():
     model = random_model()
     rng = np.random.default_rng(5)
