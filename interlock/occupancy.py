@@ -17,7 +17,8 @@ CELL_MM = 25_000
 """Grid cell size: a fix is tested only against the zones whose bounding box touches its cell."""
 
 
-def _cells(area: Area) -> Iterable[tuple[int, int]]:
+def cells_of(area: Area) -> Iterable[tuple[int, int]]:
+    """The grid cells an area's bounding box touches."""
     for cx in range(int(area.x_min // CELL_MM), int(area.x_max // CELL_MM) + 1):
         for cy in range(int(area.y_min // CELL_MM), int(area.y_max // CELL_MM) + 1):
             yield cx, cy
@@ -61,7 +62,7 @@ class ZoneOccupancy:
             self.unwatch(zone)
         self.areas[zone] = area
         self.occupants[zone] = {}
-        for cell in _cells(area):
+        for cell in cells_of(area):
             self.grid.setdefault(cell, []).append(zone)
         self._forget_stays(area)
         for place in self.places_within(area):
@@ -73,14 +74,14 @@ class ZoneOccupancy:
             return
         for tag in self.occupants.pop(zone, {}):
             self.places[tag].zones.remove(zone)
-        for cell in _cells(area):
+        for cell in cells_of(area):
             self.grid[cell].remove(zone)
         self._forget_stays(area)
 
     def _forget_stays(self, area: Area) -> None:
         """The tags in the cells of a zone watched or unwatched test their next fix in full."""
         places = self.places
-        for cell in _cells(area):
+        for cell in cells_of(area):
             for tag in self.cell_tags.get(cell, ()):
                 places[tag].stay = None
 
@@ -88,7 +89,7 @@ class ZoneOccupancy:
         """Tags whose last fix is inside `area`, looked up through the cells it covers."""
         inside = []
         places = self.places
-        for cell in _cells(area):
+        for cell in cells_of(area):
             for tag in self.cell_tags.get(cell, ()):
                 place = places[tag]
                 p = place.fix

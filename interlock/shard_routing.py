@@ -26,10 +26,10 @@ import msgspec
 
 from interlock.config import DEFAULT_CONFIG, SiteConfig
 from interlock.geometry import Area, zone_view
-from interlock.occupancy import CELL_MM
+from interlock.occupancy import CELL_MM, cells_of
 from interlock.shard_plan import DeviceHomes, ShardPlan
 from schemas import payloads as wire
-from schemas.catalog import schema_for_vendor
+from schemas.catalog import position_schema, schema_for_vendor
 from schemas.decoding import PAYLOAD_DECODERS
 from schemas.envelope import Record, UnreadableRecord
 
@@ -141,10 +141,7 @@ class ShardRouter:
         payload = record.payload
         if payload is None:
             return (plan.of_key(record.key or "rtls.position"),)
-        head = payload[:1]
-        if head.isspace():
-            head = payload.lstrip()[:1]
-        schema = "qubit/2" if head in ("[", b"[") else "anchorline/4"
+        schema = position_schema(payload)
         fixes, diagnosis = PAYLOAD_DECODERS[schema](payload)
         if diagnosis is not None:
             return (plan.of_key(record.key or "rtls.position"),)
@@ -268,7 +265,6 @@ class ShardRouter:
         cells: dict[tuple[int, int], set[int]] = {}
         for zone, areas in self.zone_areas.items():
             for area in areas:
-                for cx in range(int(area.x_min // CELL_MM), int(area.x_max // CELL_MM) + 1):
-                    for cy in range(int(area.y_min // CELL_MM), int(area.y_max // CELL_MM) + 1):
-                        cells.setdefault((cx, cy), set()).update(zone_shards[zone])
+                for cell in cells_of(area):
+                    cells.setdefault(cell, set()).update(zone_shards[zone])
         return {cell: frozenset(shards) for cell, shards in cells.items()}

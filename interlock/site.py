@@ -47,7 +47,7 @@ from interlock.zone_risk import (
 )
 from interlock.risk_inputs import empty_raw
 from schemas import payloads as wire
-from schemas.catalog import PLC_SCHEMA, schema_for_firmware, schema_for_vendor
+from schemas.catalog import PLC_SCHEMA, position_schema, schema_for_firmware, schema_for_vendor
 from schemas.decoding import PAYLOAD_DECODERS, diagnose, fits, reported_field
 from schemas.envelope import Record, UnreadableRecord
 from schemas.readings import TagFix
@@ -743,10 +743,7 @@ class Site:
         subject = record.key or "rtls.position"
         if payload is None:
             return self._device_fault("PAYLOAD_UNPARSEABLE", subject, now, source, f"{subject}: empty (null) payload on rtls.position")
-        head = payload[:1]
-        if head.isspace():
-            head = payload.lstrip()[:1]
-        schema = "qubit/2" if head in _ARRAY_OPENERS else "anchorline/4"
+        schema = position_schema(payload)
         fixes, diagnosis = PAYLOAD_DECODERS[schema](payload)
         if diagnosis is not None:
             detail = f"{subject} sent a position payload that does not fit {schema}: {diagnosis.summary()}"
@@ -1288,5 +1285,4 @@ def _enable_items(row: wire.DeviceRow) -> set[str]:
     if row.opcua is not None:
         items.update(row.opcua.enable_nodes)
     return items
-_ARRAY_OPENERS = ("[", b"[")
 

@@ -13,6 +13,17 @@ FIRMWARE_SCHEMAS: dict[str, dict[str, str]] = {
 """model -> firmware major version -> schema id."""
 
 VENDOR_SCHEMAS: dict[str, str] = {"anchorline": "anchorline/4", "qubit": "qubit/2"}
+
+_ARRAY_OPENERS = ("[", b"[")
+
+
+def position_schema(payload: bytes | str) -> str:
+    """The schema an `rtls.position` payload is in by its shape: a JSON array is a Qubit batch, anything else an
+    Anchorline fix (the decoder then says what does not fit)."""
+    head = payload[:1]
+    if head.isspace():
+        head = payload.lstrip()[:1]
+    return "qubit/2" if head in _ARRAY_OPENERS else "anchorline/4"
 """UWB gateway vendor -> schema id (Anchorline 4.x, Qubit 2.x)."""
 
 PLC_SCHEMA = "plc/1"
