@@ -39,7 +39,7 @@ from interlock.harness_tieoff import HarnessTrack, check_harnesses, new_track
 from interlock.permit_checks import RECORD_CODES, record_problems
 from interlock.qualification import CrewHealth, check_crew
 from interlock.risk_grade import NONE, RED, YELLOW, grade_step
-from interlock.risk_model import RiskModel, new_zone_state, step as risk_model_step
+from interlock.risk_model import RiskModel, new_zone_state, njit_step
 from interlock.shard_plan import SINGLE, DeviceHomes, ShardPlan
 from interlock.site_time import DAY_MS, site_date, site_day
 from interlock.zone_risk import (
@@ -578,19 +578,29 @@ class Site:
         return self._risk_step(risk, now, source)
 
     def _risk_step(self, risk: ZoneRisk, now: int, source: Origin) -> list[str]:
-        """One model step of the zone from what the site holds now; raises or clears its RISK_ fault on a new grade."""
+        """One model step of the zone from what the site holds now; raises or clears its RISK_ fault on a new grade.
+        This runs about once a second for every zone, so it calls the njit step and grades calm air itself."""
         zone = risk.zone
-        plan = self._zone_plan(zone)
+        plan = self._risk_plans.get(zone) or self._zone_plan(zone)
         raw = self._risk_inputs(risk, plan, now)
         active = plan.active
         model = self.risk_model
-        risk.score = score = risk_model_step(model, risk.state, raw)
+        risk.score = score = njit_step(model.weights, model.packed, risk.state, raw)
         risk.last_step = now
         risk.steps += 1
-        before = risk.grade.grade
-        grade = grade_step(risk.grade, score, model.thresholds)
+        grade_state = risk.grade
+        before = grade_state.grade
+        if before == NONE and score < model.meta.thresholds.blue:
+            grade_state.red_run = grade_state.calm_run = 0  # what grade_step gives for calm air, without the call
+            grade = NONE
+        else:
+            grade = grade_step(grade_state, score, model.thresholds)
         if active:
-            self._risk_unacknowledged(active, now, source)
+            permits = self.permits
+            for pid in active:
+                if permits[pid].risk_alert is not None:
+                    self._risk_unacknowledged(active, now, source)
+                    break
         if grade == before:
             return []
         if grade != NONE:
