@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+from numba import njit
 
 from interlock import risk_inputs as R
 from interlock.risk_features import (
@@ -26,6 +27,7 @@ from interlock.risk_features import (
     features_step,
     new_feature_state,
 )
+from interlock import risk_model
 from interlock.risk_grade import RiskThresholds
 from risk_probe import random_model_arrays
 from interlock.risk_model import (
@@ -239,6 +241,23 @@ def test_weights_that_are_float32_values_are_served_in_float32_with_the_same_sco
 
 def test_weights_that_are_not_float32_values_stay_in_float64():
     assert random_model().weights.dtype == np.float64
+
+
+def test_the_gate_activations_are_within_1e_13_of_libm_from_minus_60_to_60():
+    xs = np.linspace(-60.0, 60.0, 480_001)
+    sigmoid, tanh = _activations(xs)
+    assert np.abs(sigmoid - 1.0 / (1.0 + np.exp(-xs))).max() < 1e-13
+    assert np.abs(tanh - np.tanh(xs)).max() < 1e-13
+    assert sigmoid.min() >= 0.0 and sigmoid.max() <= 1.0 and tanh.min() >= -1.0 and tanh.max() <= 1.0
+
+
+@njit
+def _activations(xs):
+    sigmoid, tanh = np.empty_like(xs), np.empty_like(xs)
+    for i in range(xs.shape[0]):
+        sigmoid[i] = risk_model._sigmoid(xs[i])
+        tanh[i] = risk_model._tanh(xs[i])
+    return sigmoid, tanh
 
 
 def test_step_batch_gives_each_zone_exactly_what_step_gives():
