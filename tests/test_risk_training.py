@@ -19,6 +19,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ from interlock.risk_model import RiskModel, write_model_bytes
 from risk_probe import random_model_arrays
 from training.risk_baselines import BELOW_LIMIT, rate_of_rise_scores, threshold_only_scores
 from training.risk_dataset import load_crossings, load_hazards, load_set
-from training.risk_eval import main as risk_eval_main
+from training.risk_eval import _table_slack, main as risk_eval_main
 from training.risk_labels import LabelsError, labels_for, parse_labels
 from training.risk_metrics import choose_thresholds, evaluate_grades, threshold_search
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
@@ -109,6 +110,15 @@ def test_a_hazard_warned_only_9_minutes_ahead_is_not_counted_as_warned_10_minute
     m = one_zone(graded(HOUR, (960, 1600, YELLOW)), [hazard(0, 1500)], [crossing(1500)])
     assert (m.population_10min, m.warned_10min, m.recall_10min) == (1, 0, 0.0)
     assert (m.warned_any, m.recall_any) == (1, 1.0)
+
+
+def test_the_report_counts_hazards_warned_10_minutes_ahead_by_how_soon_after_their_start_it_had_to_come():
+    early = one_zone(graded(HOUR, (20, 700, YELLOW)), [hazard(0, 630)], [crossing(630)])  # had to come by 30 s
+    late = one_zone(graded(HOUR, (500, 1600, YELLOW)), [hazard(0, 1500)], [crossing(1500)])  # by 900 s, came at 500
+    rows = {row[0]: row[1:] for m in (early, late)
+            for row in _table_slack(SimpleNamespace(methods=[SimpleNamespace(label="model", metrics=m)]))[1]
+            if row[1] != "0"}
+    assert rows == {"0-60 s": ["1", "1/1"], ">= 300 s": ["1", "1/1"]}
 
 
 def test_a_red_grade_10_minutes_ahead_also_counts_as_warned():
