@@ -578,29 +578,19 @@ class Site:
         return self._risk_step(risk, now, source)
 
     def _risk_step(self, risk: ZoneRisk, now: int, source: Origin) -> list[str]:
-        """One model step of the zone from what the site holds now; raises or clears its RISK_ fault on a new grade.
-        This runs about once a second for every zone, so it calls the njit step and grades calm air itself."""
+        """One model step of the zone from what the site holds now; raises or clears its RISK_ fault on a new grade."""
         zone = risk.zone
-        plan = self._risk_plans.get(zone) or self._zone_plan(zone)
+        plan = self._zone_plan(zone)
         raw = self._risk_inputs(risk, plan, now)
         active = plan.active
         model = self.risk_model
         risk.score = score = njit_step(model.weights, model.packed, risk.state, raw)
         risk.last_step = now
         risk.steps += 1
-        grade_state = risk.grade
-        before = grade_state.grade
-        if before == NONE and score < model.meta.thresholds.blue:
-            grade_state.red_run = grade_state.calm_run = 0  # what grade_step gives for calm air, without the call
-            grade = NONE
-        else:
-            grade = grade_step(grade_state, score, model.thresholds)
+        before = risk.grade.grade
+        grade = grade_step(risk.grade, score, model.thresholds)
         if active:
-            permits = self.permits
-            for pid in active:
-                if permits[pid].risk_alert is not None:
-                    self._risk_unacknowledged(active, now, source)
-                    break
+            self._risk_unacknowledged(active, now, source)
         if grade == before:
             return []
         if grade != NONE:
