@@ -13,6 +13,7 @@ FIRMWARE_SCHEMAS: dict[str, dict[str, str]] = {
 """model -> firmware major version -> schema id."""
 
 VENDOR_SCHEMAS: dict[str, str] = {"anchorline": "anchorline/4", "qubit": "qubit/2"}
+"""UWB gateway vendor -> schema id (Anchorline 4.x, Qubit 2.x)."""
 
 _ARRAY_OPENERS = ("[", b"[")
 
@@ -24,7 +25,7 @@ def position_schema(payload: bytes | str) -> str:
     if head.isspace():
         head = payload.lstrip()[:1]
     return "qubit/2" if head in _ARRAY_OPENERS else "anchorline/4"
-"""UWB gateway vendor -> schema id (Anchorline 4.x, Qubit 2.x)."""
+
 
 PLC_SCHEMA = "plc/1"
 
