@@ -1285,4 +1285,3 @@ def _enable_items(row: wire.DeviceRow) -> set[str]:
     if row.opcua is not None:
         items.update(row.opcua.enable_nodes)
     return items
-
