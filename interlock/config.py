@@ -68,10 +68,9 @@ class SiteConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         default_factory=lambda: {"hot_work": {"special": 8, "0": 8, "特级": 8, "1": 8, "2": 72}}
     )
     fault_quiet_clear_ms: int = 60_000
-    risk_step_ms: int = 750
-    """A zone's risk model steps on a reading at least this long after its last step: once a second for detectors
-    reporting at 1 Hz with jitter (the model was trained at one step a second), once for two detectors of the zone
-    reading within 750 ms of each other."""
+    risk_step_ms: int = 1000
+    """The risk tick: at each whole multiple of it in record time, every zone with a trusted reading since the last
+    tick steps its model, all together (the model was trained on one step a second)."""
     risk_ack_timeout_ms: int = 120_000
     """A yellow or red risk alert not acknowledged by the guardian within this time raises RISK_ALERT_UNACKNOWLEDGED."""
 

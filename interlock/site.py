@@ -173,6 +173,9 @@ class Site:
         self.zone_risk: dict[str, ZoneRisk] = {}
         self.zone_detectors: dict[str, list[str]] = {}
         """Zone -> the gas detectors the CMDB places there: what the zone's risk step reads."""
+        self._risk_due: dict[str, Origin] = {}
+        """Zones with a trusted reading since the last risk tick -> the latest such reading: they step at `_risk_tick`."""
+        self._risk_tick = 0
         self._risk_plans: dict[str, ZoneInputsPlan] = {}
         """Zone -> what its risk step reads, resolved from the tables; emptied whenever a table row changes."""
         self.now = 0
@@ -232,17 +235,18 @@ class Site:
         return self.process_batch((record,))
 
     def process_batch(self, records: Iterable[Record | UnreadableRecord]) -> list[Output]:
-        """Handle records in order, each after the timers due by its time; returns what to send for all of them, in
-        decision order. This loop runs once per record, so what it reads is held in locals."""
+        """Handle records in order, each after the timers and the risk tick due by its time; returns what to send for
+        all of them, in decision order. This loop runs once per record, so what it reads is held in locals."""
         handlers = self._handlers
         evaluate = self._evaluate
         timers = self.timers
         faults = self.faults
         quiet = faults.quiet
         commands = self._commands
+        risk_due = self._risk_due
         for record in records:
             ts = record.ts
-            if (timers and timers[0][0] <= ts) or (quiet and quiet[0][0] <= ts):
+            if (timers and timers[0][0] <= ts) or (quiet and quiet[0][0] <= ts) or (risk_due and self._risk_tick <= ts):
                 self._advance_to(ts)
             if ts > self.now:
                 self.now = ts
@@ -320,15 +324,16 @@ class Site:
         return self._take()
 
     def advance(self, now: int) -> list[Output]:
-        """Fire every timer due by `now` (a live run's wall clock); returns what to send."""
+        """Fire every timer and risk tick due by `now` (a live run's wall clock); returns what to send."""
         self._advance_to(now)
         self.now = max(self.now, now)
         return self._take()
 
     def next_wake(self) -> int | None:
-        """When the next timer is due, for a live run to sleep until."""
+        """When the next timer or risk tick is due, for a live run to sleep until."""
         self._drop_stale_timers()
-        times = [t for t in (self.timers[0][0] if self.timers else None, self.faults.next_expiry()) if t is not None]
+        times = [t for t in (self.timers[0][0] if self.timers else None, self.faults.next_expiry(),
+                             self._risk_tick if self._risk_due else None) if t is not None]
         return min(times) if times else None
 
     # ------------------------------------------------------------------ time
@@ -346,12 +351,15 @@ class Site:
             self._drop_stale_timers()
             timer = self.timers[0][0] if self.timers else None
             expiry = self.faults.next_expiry()
-            due = min((t for t in (timer, expiry) if t is not None), default=None)
+            tick = self._risk_tick if self._risk_due else None
+            due = min((t for t in (timer, expiry, tick) if t is not None), default=None)
             if due is None or due > ts:
                 return
             self.now = max(self.now, due)
             if expiry is not None and expiry == due:
                 self.faults.expire_events(due)
+            elif tick == due:
+                self._risk_steps(due)
             else:
                 _, _, permit = heapq.heappop(self.timers)
                 self.permits[permit].wake_at = None
@@ -524,7 +532,8 @@ class Site:
         if sample is None:
             return state
         device = sample.device
-        risk_permits = self._risk_reading(state, sample, now, source) if self.risk_on else None
+        if self.risk_on:
+            self._risk_reading(state, sample, now, source)
         feeds = state.feeds
         if feeds is None:
             feeds = state.feeds = [(rt, rt.gas[device]) for rt in map(self.permits.__getitem__, self.index.detector.get(device, ()))]
@@ -556,26 +565,43 @@ class Site:
             self.faults.raise_(code, device, now, source, detail, device=device, permits=affected.get(code))
         if device in self.faults.open_per_subject:
             self.faults.reconcile(SAMPLE_CODES, device, present.keys(), now, source)
-        if risk_permits:
-            decide += risk_permits
         return self._active(decide) if decide else decide
 
     # ------------------------------------------------------------------ zone risk
 
-    def _risk_reading(self, state: DeviceState, sample, now: int, source: Origin) -> list[str]:
-        """Keep a detector's trusted reading for its zone's risk step; step the zone when its step is due. Returns the
-        zone's active permits when its grade changed."""
+    def _risk_reading(self, state: DeviceState, sample, now: int, source: Origin) -> None:
+        """Keep a detector's trusted reading for its zone's risk step, which comes at the next risk tick."""
         state.gas_sample, state.gas_at = sample, now
         zone = state.row.zone
         if not zone or (self.plan.shards > 1 and not self._zone_here(zone)):
-            return []
-        risk = self.zone_risk.get(zone)
-        if risk is None:
-            model_state = new_zone_state(self.risk_model) if self.risk_model is not None else None
-            risk = self.zone_risk[zone] = ZoneRisk(zone, model_state, raw=empty_raw())
-        elif now - risk.last_step < self.config.risk_step_ms:
-            return []
-        return self._risk_step(risk, now, source)
+            return
+        due = self._risk_due
+        if not due:
+            period = self.config.risk_step_ms
+            self._risk_tick = now - now % period + period
+        due[zone] = source
+
+    def _risk_steps(self, tick: int) -> None:
+        """The risk tick: every zone with a trusted reading since the last tick steps, one after the other (the model's
+        weights stay in the core's caches), and the active permits of a zone whose grade changed are decided again,
+        with the zone's latest reading as their trigger."""
+        due = list(self._risk_due.items())
+        self._risk_due.clear()
+        zone_risk = self.zone_risk
+        silence = self.plan.shards > 1
+        for zone, source in due:
+            risk = zone_risk.get(zone)
+            if risk is None:
+                model_state = new_zone_state(self.risk_model) if self.risk_model is not None else None
+                risk = zone_risk[zone] = ZoneRisk(zone, model_state, raw=empty_raw())
+            if silence:
+                self.faults.silenced = self._not_mine
+            try:
+                changed = self._risk_step(risk, tick, source)
+            finally:
+                self.faults.silenced = None
+            for pid in self._active(changed):
+                self._evaluate(pid, tick, source)
 
     def _risk_step(self, risk: ZoneRisk, now: int, source: Origin) -> list[str]:
         """One model step of the zone from what the site holds now; raises or clears its RISK_ fault on a new grade."""

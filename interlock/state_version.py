@@ -15,11 +15,12 @@ import pkgutil
 
 import msgspec
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 """1: releases before snapshots carried a version; 2: with a tag's stay box, zone input plans and crew grades;
-3: decision shards (a permit's shard, faults kept but not raised, the shard router)."""
+3: decision shards (a permit's shard, faults kept but not raised, the shard router); 4: the risk tick (zones waiting
+for their step)."""
 
-STATE_LAYOUT = "88036aac7f2e5103"
+STATE_LAYOUT = "1867e07411022bfd"
 """`state_layout()` of this version."""
 
 _PACKAGES = ("interlock", "schemas")

@@ -1,9 +1,9 @@
 """A zone's risk: the model's state, its latest score and grade, and the raw inputs the interlock builds for each step.
 
-The site steps a zone's model at most once per `risk_step_ms` of record time, when one of the zone's detectors
-delivers a trusted reading, from what it holds then: every fresh trusted reading of the zone's detectors, the PLC
-signals of the ventilation and equipment its permits list, the people located inside. The same raw vector is what
-the trainer reads, so nothing is computed differently in the stream.
+The site steps a zone's model at the risk tick (each whole `risk_step_ms` of record time) that follows a trusted
+reading of one of the zone's detectors, from what it holds at the tick: every fresh trusted reading of the zone's
+detectors, the PLC signals of the ventilation and equipment its permits list, the people located inside. The same
+raw vector is what the trainer reads, so nothing is computed differently in the stream.
 """
 
 from __future__ import annotations

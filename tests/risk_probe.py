@@ -49,8 +49,9 @@ def started(model: RiskModel | None = PROBE) -> HotWorkSite:
 
 
 def run_lel(site: HotWorkSite, lel: float, seconds: int) -> None:
-    """Healthy seconds whose gas reading shows `lel` %LEL."""
+    """Healthy seconds whose gas reading shows `lel` %LEL; each second ends with its risk tick."""
     for _ in range(seconds):
         site.gas(gas_v2("GAS-07", site.now - 20, site.next_seq("GAS-07"), r=(20.9, lel, 0.0, 1.0)))
         site.healthy_second(skip=("gas",))
         site.now += SECOND
+        site.advance()

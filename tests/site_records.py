@@ -123,6 +123,12 @@ class HotWorkSite:
         self.outputs.extend(out)
         return out
 
+    def advance(self) -> list[Output]:
+        """What falls due by now without a record (timers, the risk tick), as a live run's clock fires it."""
+        out = self.site.advance(self.now)
+        self.outputs.extend(out)
+        return out
+
     def next_seq(self, device: str) -> int:
         self.seq[device] = (self.seq.get(device, -1) + 1) % 65536
         return self.seq[device]

@@ -1,7 +1,7 @@
 """Specification: zone risk grades in the interlock (docs/risk_model.md).
 
-A zone's risk model steps once a second on its detectors' readings. BLUE alerts the team leader, YELLOW alerts the
-guardian, who must acknowledge, RED stops every permit in the zone (latched, reset by the approver once the grade
+A zone's risk model steps once a second, at the risk tick of record time after its detectors' readings. BLUE
+alerts the team leader, YELLOW alerts the guardian, who must acknowledge, RED stops every permit in the zone (latched, reset by the approver once the grade
 has fallen) and alerts everyone on it to evacuate. Risk-driven commands carry RISK_ reason codes, the score and the
 grade. The tests use a probe model whose score follows the zone's LEL reading, so each grade is reached on purpose.
 """
@@ -122,7 +122,25 @@ def test_the_zone_steps_once_a_second_whatever_the_reading_rate():
     for _ in range(4):  # two readings 500 ms apart, each second
         site.gas(gas_v2("GAS-07", site.now - 20, site.next_seq("GAS-07")))
         site.now += SECOND // 2
+    site.advance()
     assert site.site.zone_risk["PR-1"].steps - steps == 2
+
+
+def test_a_reading_steps_its_zone_at_the_next_whole_second_of_record_time():
+    site = started()
+    risk = site.site.zone_risk["PR-1"]
+    steps = risk.steps
+    site.gas(gas_v2("GAS-07", site.now + 280, site.next_seq("GAS-07")), ts=site.now + 300)
+    assert risk.steps == steps
+    site.now += SECOND
+    site.advance()
+    assert risk.steps == steps + 1 and risk.last_step == site.now and risk.raw[RAW["dt_s"]] == 1.0
+
+
+def test_a_live_run_wakes_for_the_risk_tick():
+    site = started()
+    site.gas(gas_v2("GAS-07", site.now + 280, site.next_seq("GAS-07")), ts=site.now + 300)
+    assert site.site.next_wake() <= site.now + SECOND
 
 
 def test_a_snapshot_resumes_with_the_same_scores():
