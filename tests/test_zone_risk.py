@@ -1,9 +1,10 @@
 """Specification: zone risk grades in the interlock (docs/risk_model.md).
 
-A zone's risk model steps once a second, at the risk tick of record time after its detectors' readings. BLUE
-alerts the team leader, YELLOW alerts the guardian, who must acknowledge, RED stops every permit in the zone (latched, reset by the approver once the grade
-has fallen) and alerts everyone on it to evacuate. Risk-driven commands carry RISK_ reason codes, the score and the
-grade. The tests use a probe model whose score follows the zone's LEL reading, so each grade is reached on purpose.
+A zone's risk model steps once a second, at the risk tick of record time after its detectors' readings. BLUE alerts
+the team leader, YELLOW alerts the guardian, who must acknowledge, RED stops every permit in the zone (latched,
+reset by the approver once the grade has fallen) and alerts everyone on it to evacuate. Risk-driven commands carry
+RISK_ reason codes, the score and the grade. The tests use a probe model whose score follows the zone's LEL reading,
+so each grade is reached on purpose.
 """
 
 from __future__ import annotations
