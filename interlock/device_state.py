@@ -23,6 +23,11 @@ class DeviceState(TagPlace, gc=False):
     `feeds` caches the (permit runtime, gas track) pairs a detector's samples update; it is None until first needed and
     whenever a permit row changes the detectors it lists."""
 
+    vendor_schema: str | None = None
+    guarding: list[str] | tuple[()] = ()
+    """For a tag: the permits its wearer guards (the permit index's own list), so a fix finds them without a lookup.
+    These two come first, next to the fix and its stay box: every fix reads them, and on a site of thousands of tags
+    each cache line of the state a fix reads is a miss."""
     row: DeviceRow | None = None
     family: str | None = None
     firmware: str | None = None
@@ -32,7 +37,6 @@ class DeviceState(TagPlace, gc=False):
     seq: int | None = None
     device_ts: int = 0
     track: Any = None
-    vendor_schema: str | None = None
     worker: str | None = None
     feeds: list | None = None
     served: list[str] | None = None
@@ -40,8 +44,6 @@ class DeviceState(TagPlace, gc=False):
     permit row or a PLC row may have changed them)."""
     is_tag: bool = False
     """Registered in the CMDB as a UWB tag."""
-    guarding: list[str] | tuple[()] = ()
-    """For a tag: the permits its wearer guards (the permit index's own list), so a fix finds them without a lookup."""
     gas_sample: Any = None
     """For a detector, when the risk model is on: its latest trusted reading, and `gas_at` when it arrived."""
     gas_at: int = 0

@@ -30,16 +30,16 @@ class TagPlace(msgspec.Struct, gc=False):
 
     tag: str
     fix: TagFix | None = None
+    stay: tuple[float, float, float, float, float, float] | None = None
+    """An open box (x_min, x_max, y_min, y_max, z_min, z_max) around the last fix, inside the cell, in which no
+    watched zone's answer can change: a fix inside it is placed without a zone test. None when there is none (near a
+    polygon that is not a rectangle) or since a zone of the cell was watched or unwatched."""
     cx: int | None = None
     """Grid cell column (None until located) and row: small ints, cheap to compare on a large site."""
     cy: int = 0
     zones: list[str] = msgspec.field(default_factory=list)
     candidates: list[str] = msgspec.field(default_factory=list)
     """The watched zones whose bounding box touches the cell: the grid's own list, so watching a zone updates it."""
-    stay: tuple[float, float, float, float, float, float] | None = None
-    """An open box (x_min, x_max, y_min, y_max, z_min, z_max) around the last fix, inside the cell, in which no
-    watched zone's answer can change: a fix inside it is placed without a zone test. None when there is none (near a
-    polygon that is not a rectangle) or since a zone of the cell was watched or unwatched."""
 
 
 class ZoneOccupancy:

@@ -18,9 +18,9 @@ import msgspec
 STATE_VERSION = 4
 """1: releases before snapshots carried a version; 2: with a tag's stay box, zone input plans and crew grades;
 3: decision shards (a permit's shard, faults kept but not raised, the shard router); 4: the risk tick (zones waiting
-for their step)."""
+for their step), a tag's fields read by every fix first in its state."""
 
-STATE_LAYOUT = "1867e07411022bfd"
+STATE_LAYOUT = "c0ddbe023cbdcbac"
 """`state_layout()` of this version."""
 
 _PACKAGES = ("interlock", "schemas")
