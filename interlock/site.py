@@ -588,20 +588,24 @@ class Site:
         due = list(self._risk_due.items())
         self._risk_due.clear()
         zone_risk = self.zone_risk
-        silence = self.plan.shards > 1
+        step = self._risk_step
+        sharded = self.plan.shards > 1
         for zone, source in due:
             risk = zone_risk.get(zone)
             if risk is None:
                 model_state = new_zone_state(self.risk_model) if self.risk_model is not None else None
                 risk = zone_risk[zone] = ZoneRisk(zone, model_state, raw=empty_raw())
-            if silence:
+            if sharded:
                 self.faults.silenced = self._not_mine
-            try:
-                changed = self._risk_step(risk, tick, source)
-            finally:
-                self.faults.silenced = None
-            for pid in self._active(changed):
-                self._evaluate(pid, tick, source)
+                try:
+                    changed = step(risk, tick, source)
+                finally:
+                    self.faults.silenced = None
+            else:
+                changed = step(risk, tick, source)
+            if changed:
+                for pid in self._active(changed):
+                    self._evaluate(pid, tick, source)
 
     def _risk_step(self, risk: ZoneRisk, now: int, source: Origin) -> list[str]:
         """One model step of the zone from what the site holds now; raises or clears its RISK_ fault on a new grade."""
