@@ -75,6 +75,8 @@ class SiteConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A yellow or red risk alert not acknowledged by the guardian within this time raises RISK_ALERT_UNACKNOWLEDGED."""
 
     def __post_init__(self) -> None:
+        if self.risk_step_ms <= 0:
+            raise ValueError(f"risk_step_ms: {self.risk_step_ms} is no period; give the risk tick in milliseconds (1000)")
         known = set(GasLimits.__struct_fields__)
         for work_type, overrides in self.gas_limit_overrides.items():
             for name in overrides:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import pickle
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from interlock.config import load_config
 from interlock.risk_inputs import RAW
 from interlock.risk_grade import GradeState, grade_series, grade_step
 from interlock.site import Site
@@ -136,6 +138,12 @@ def test_a_reading_steps_its_zone_at_the_next_whole_second_of_record_time():
     site.now += SECOND
     site.advance()
     assert risk.steps == steps + 1 and risk.last_step == site.now and risk.raw[RAW["dt_s"]] == 1.0
+
+
+@pytest.mark.parametrize("period", [0, -1000])
+def test_a_risk_tick_that_is_no_period_is_refused_with_the_fix(period):
+    with pytest.raises(msgspec.ValidationError, match=f"risk_step_ms: {period} is no period.*1000"):
+        load_config(f"risk_step_ms = {period}")
 
 
 def test_a_live_run_wakes_for_the_risk_tick():
