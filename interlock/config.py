@@ -69,8 +69,8 @@ class SiteConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     )
     fault_quiet_clear_ms: int = 60_000
     risk_step_ms: int = 1000
-    """The risk tick: at each whole multiple of it in record time, every zone with a trusted reading since the last
-    tick steps its model, all together (the model was trained on one step a second)."""
+    """The risk ticks' period: a zone with a trusted reading since its last tick steps its model once per period, at
+    the phase of its group of zones (the model was trained on one step a second)."""
     risk_ack_timeout_ms: int = 120_000
     """A yellow or red risk alert not acknowledged by the guardian within this time raises RISK_ALERT_UNACKNOWLEDGED."""
 

@@ -43,7 +43,8 @@ from interlock.risk_model import RiskModel, new_zone_state, njit_step
 from interlock.shard_plan import SINGLE, DeviceHomes, ShardPlan
 from interlock.site_time import DAY_MS, site_date, site_day
 from interlock.zone_risk import (
-    RISK_CODES, RISK_FAULT_CODES, ZoneInputsPlan, ZoneRisk, observe_occupancy, risk_detail, signal_any, zone_raw,
+    RISK_CODES, RISK_FAULT_CODES, RISK_GROUP_ZONES, ZoneInputsPlan, ZoneRisk, observe_occupancy, risk_detail, signal_any,
+    tick_phase, zone_raw,
 )
 from interlock.risk_inputs import empty_raw
 from schemas import payloads as wire
@@ -173,9 +174,10 @@ class Site:
         self.zone_risk: dict[str, ZoneRisk] = {}
         self.zone_detectors: dict[str, list[str]] = {}
         """Zone -> the gas detectors the CMDB places there: what the zone's risk step reads."""
-        self._risk_due: dict[str, Origin] = {}
-        """Zones with a trusted reading since the last risk tick -> the latest such reading: they step at `_risk_tick`."""
-        self._risk_tick = 0
+        self._risk_due: dict[int, dict[str, Origin]] = {}
+        """Risk tick -> the zones stepping at it, each with its latest trusted reading since its last step."""
+        self._risk_ticks: list[int] = []
+        """The ticks of `_risk_due`, a heap."""
         self._risk_plans: dict[str, ZoneInputsPlan] = {}
         """Zone -> what its risk step reads, resolved from the tables; emptied whenever a table row changes."""
         self.now = 0
@@ -243,10 +245,10 @@ class Site:
         faults = self.faults
         quiet = faults.quiet
         commands = self._commands
-        risk_due = self._risk_due
+        risk_ticks = self._risk_ticks
         for record in records:
             ts = record.ts
-            if (timers and timers[0][0] <= ts) or (quiet and quiet[0][0] <= ts) or (risk_due and self._risk_tick <= ts):
+            if (timers and timers[0][0] <= ts) or (quiet and quiet[0][0] <= ts) or (risk_ticks and risk_ticks[0] <= ts):
                 self._advance_to(ts)
             if ts > self.now:
                 self.now = ts
@@ -333,7 +335,7 @@ class Site:
         """When the next timer or risk tick is due, for a live run to sleep until."""
         self._drop_stale_timers()
         times = [t for t in (self.timers[0][0] if self.timers else None, self.faults.next_expiry(),
-                             self._risk_tick if self._risk_due else None) if t is not None]
+                             self._risk_ticks[0] if self._risk_ticks else None) if t is not None]
         return min(times) if times else None
 
     # ------------------------------------------------------------------ time
@@ -351,7 +353,7 @@ class Site:
             self._drop_stale_timers()
             timer = self.timers[0][0] if self.timers else None
             expiry = self.faults.next_expiry()
-            tick = self._risk_tick if self._risk_due else None
+            tick = self._risk_ticks[0] if self._risk_ticks else None
             due = min((t for t in (timer, expiry, tick) if t is not None), default=None)
             if due is None or due > ts:
                 return
@@ -359,7 +361,8 @@ class Site:
             if expiry is not None and expiry == due:
                 self.faults.expire_events(due)
             elif tick == due:
-                self._risk_steps(due)
+                heapq.heappop(self._risk_ticks)
+                self._risk_steps(due, self._risk_due.pop(due))
             else:
                 _, _, permit = heapq.heappop(self.timers)
                 self.permits[permit].wake_at = None
@@ -570,31 +573,33 @@ class Site:
     # ------------------------------------------------------------------ zone risk
 
     def _risk_reading(self, state: DeviceState, sample, now: int, source: Origin) -> None:
-        """Keep a detector's trusted reading for its zone's risk step, which comes at the next risk tick."""
+        """Keep a detector's trusted reading for its zone's risk step, which comes at the zone's next risk tick."""
         state.gas_sample, state.gas_at = sample, now
         zone = state.row.zone
         if not zone or (self.plan.shards > 1 and not self._zone_here(zone)):
             return
-        due = self._risk_due
-        if not due:
-            period = self.config.risk_step_ms
-            self._risk_tick = now - now % period + period
+        risk = self.zone_risk.get(zone)
+        if risk is None:
+            model_state = new_zone_state(self.risk_model) if self.risk_model is not None else None
+            phase = tick_phase(len(self.zone_risk) // RISK_GROUP_ZONES, self.config.risk_step_ms)
+            risk = self.zone_risk[zone] = ZoneRisk(zone, model_state, raw=empty_raw(), phase_ms=phase)
+        period = self.config.risk_step_ms
+        tick = now - (now - risk.phase_ms) % period + period
+        due = self._risk_due.get(tick)
+        if due is None:
+            due = self._risk_due[tick] = {}
+            heapq.heappush(self._risk_ticks, tick)
         due[zone] = source
 
-    def _risk_steps(self, tick: int) -> None:
-        """The risk tick: every zone with a trusted reading since the last tick steps, one after the other (the model's
-        weights stay in the core's caches), and the active permits of a zone whose grade changed are decided again,
-        with the zone's latest reading as their trigger."""
-        due = list(self._risk_due.items())
-        self._risk_due.clear()
+    def _risk_steps(self, tick: int, due: dict[str, Origin]) -> None:
+        """A risk tick: the zones due at it step one after the other (the model's weights stay in the core's caches),
+        and the active permits of a zone whose grade changed are decided again, with the zone's latest reading as
+        their trigger."""
         zone_risk = self.zone_risk
         step = self._risk_step
         sharded = self.plan.shards > 1
-        for zone, source in due:
-            risk = zone_risk.get(zone)
-            if risk is None:
-                model_state = new_zone_state(self.risk_model) if self.risk_model is not None else None
-                risk = zone_risk[zone] = ZoneRisk(zone, model_state, raw=empty_raw())
+        for zone, source in due.items():
+            risk = zone_risk[zone]
             if sharded:
                 self.faults.silenced = self._not_mine
                 try:

@@ -17,10 +17,10 @@ import msgspec
 
 STATE_VERSION = 4
 """1: releases before snapshots carried a version; 2: with a tag's stay box, zone input plans and crew grades;
-3: decision shards (a permit's shard, faults kept but not raised, the shard router); 4: the risk tick (zones waiting
+3: decision shards (a permit's shard, faults kept but not raised, the shard router); 4: risk ticks (zones waiting
 for their step), a tag's fields read by every fix first in its state."""
 
-STATE_LAYOUT = "c0ddbe023cbdcbac"
+STATE_LAYOUT = "173b60a6a136ac6c"
 """`state_layout()` of this version."""
 
 _PACKAGES = ("interlock", "schemas")

@@ -1,9 +1,10 @@
 """A zone's risk: the model's state, its latest score and grade, and the raw inputs the interlock builds for each step.
 
-The site steps a zone's model at the risk tick (each whole `risk_step_ms` of record time) that follows a trusted
-reading of one of the zone's detectors, from what it holds at the tick: every fresh trusted reading of the zone's
-detectors, the PLC signals of the ventilation and equipment its permits list, the people located inside. The same
-raw vector is what the trainer reads, so nothing is computed differently in the stream.
+The site steps a zone's model at the zone's risk tick (once every `risk_step_ms` of record time, at the phase of
+its group) that follows a trusted reading of one of the zone's detectors, from what it holds at the tick: every
+fresh trusted reading of the zone's detectors, the PLC signals of the ventilation and equipment its permits list,
+the people located inside. The same raw vector is what the trainer reads, so nothing is computed differently in
+the stream.
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ from interlock.risk_grade import BLUE, GRADE_NAMES, RED, YELLOW, GradeState
 RISK_CODES = {BLUE: "RISK_BLUE", YELLOW: "RISK_YELLOW", RED: "RISK_RED"}
 RISK_FAULT_CODES = tuple(RISK_CODES.values())
 
+RISK_GROUP_ZONES = 32
+"""Zones that step together at one risk tick: enough that the model's weights stay in the core's caches from one
+step to the next, few enough that a tick holds up the records behind it for a fraction of a millisecond."""
+
+
+def tick_phase(group: int, period_ms: int) -> int:
+    """The phase of a group's risk ticks within the period: group k at k times the golden ratio of the period (modulo
+    the period), so however many groups a site has, their ticks are spread evenly over the second. Integer
+    arithmetic: every machine gives the same phases."""
+    return group * 618_034 % 1_000_000 * period_ms // 1_000_000
+
 
 class ZoneRisk(msgspec.Struct):
     """One zone's model state (feature state, h and c in one float64 array, so a snapshot pickles it), its latest
@@ -38,6 +50,9 @@ class ZoneRisk(msgspec.Struct):
     occupied_since: int | None = None
     raw: Any = None
     """The latest raw vector (for the fault's detail and for capture)."""
+    phase_ms: int = 0
+    """Where in each `risk_step_ms` the zone's ticks fall (`tick_phase` of its group: the site's zones in the order
+    their first trusted reading came, `RISK_GROUP_ZONES` to a group)."""
 
     @property
     def grade_name(self) -> str:

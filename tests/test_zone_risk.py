@@ -21,6 +21,7 @@ from interlock.config import load_config
 from interlock.risk_inputs import RAW
 from interlock.risk_grade import GradeState, grade_series, grade_step
 from interlock.site import Site
+from interlock.zone_risk import RISK_GROUP_ZONES, tick_phase
 from risk_probe import PROBE, run_lel, started
 from site_records import SECOND, HotWorkSite, codes, commands, faults, gas_v2, hot_work_permit
 
@@ -144,6 +145,35 @@ def test_a_reading_steps_its_zone_at_the_next_whole_second_of_record_time():
 def test_a_risk_tick_that_is_no_period_is_refused_with_the_fix(period):
     with pytest.raises(msgspec.ValidationError, match=f"risk_step_ms: {period} is no period.*1000"):
         load_config(f"risk_step_ms = {period}")
+
+
+def test_zones_step_in_groups_each_at_its_own_phase_of_the_second():
+    site = HotWorkSite(Site(risk_model=PROBE))
+    site.tables()
+    zones = [f"Z{i:02d}" for i in range(RISK_GROUP_ZONES + 1)]
+    for zone in zones:
+        site.send("cmdb.devices", f"D-{zone}", {"device": f"D-{zone}", "family": "gas", "model": "GD-4",
+                                                "firmware": "2.3.1", "zone": zone})
+    for zone in zones:
+        site.send("gas.readings", f"D-{zone}", gas_v2(f"D-{zone}", site.now - 20, site.next_seq(f"D-{zone}")))
+    risks = [site.site.zone_risk[zone] for zone in zones]
+    assert [risk.phase_ms for risk in risks] == [0] * RISK_GROUP_ZONES + [618]
+    start = site.now
+    site.now = start + 617
+    site.advance()
+    assert [risk.steps for risk in risks] == [0] * (RISK_GROUP_ZONES + 1)
+    site.now = start + 618
+    site.advance()
+    assert [risk.steps for risk in risks] == [0] * RISK_GROUP_ZONES + [1]
+    site.now = start + SECOND
+    site.advance()
+    assert [risk.steps for risk in risks] == [1] * (RISK_GROUP_ZONES + 1)
+
+
+def test_the_phases_of_the_groups_spread_over_the_second():
+    phases = [tick_phase(group, SECOND) for group in range(50)]
+    assert len(set(phases)) == 50 and all(0 <= phase < SECOND for phase in phases)
+    assert max(b - a for a, b in zip(sorted(phases), sorted(phases)[1:] + [SECOND])) < 3 * SECOND / 50
 
 
 def test_a_live_run_wakes_for_the_risk_tick():
