@@ -227,7 +227,7 @@ class Site:
             PLC_LINK_TOPIC: self._on_plc_link,
         }
         if plan.shards > 1:
-            self._handlers = {topic: functools.partial(self._handle_as_shard, handler)
+            self._handlers = {topic: functools.partial(self._as_shard, handler)
                               for topic, handler in self._handlers.items()}
 
     # ------------------------------------------------------------------ public
@@ -272,12 +272,12 @@ class Site:
         else:
             self.faults.raise_("TOPIC_UNKNOWN", record.topic, now, record, f"records on {record.topic} are not read")
 
-    def _handle_as_shard(self, handler: Callable[[Record, Origin, int], Iterable[str]], record: Record,
-                         source: Origin, now: int) -> Iterable[str]:
-        """A handler of a sharded site: faults about subjects of other shards are kept, not raised."""
+    def _as_shard(self, work: Callable[..., Iterable[str]], *args) -> Iterable[str]:
+        """A record's handler or a zone's risk step on a sharded site: faults about subjects of other shards are kept,
+        not raised."""
         self.faults.silenced = self._not_mine
         try:
-            return handler(record, source, now)
+            return work(*args)
         finally:
             self.faults.silenced = None
 
@@ -578,12 +578,12 @@ class Site:
         zone = state.row.zone
         if not zone or (self.plan.shards > 1 and not self._zone_here(zone)):
             return
+        period = self.config.risk_step_ms
         risk = self.zone_risk.get(zone)
         if risk is None:
             model_state = new_zone_state(self.risk_model) if self.risk_model is not None else None
-            phase = tick_phase(len(self.zone_risk) // RISK_GROUP_ZONES, self.config.risk_step_ms)
+            phase = tick_phase(len(self.zone_risk) // RISK_GROUP_ZONES, period)
             risk = self.zone_risk[zone] = ZoneRisk(zone, model_state, raw=empty_raw(), phase_ms=phase)
-        period = self.config.risk_step_ms
         tick = now - (now - risk.phase_ms) % period + period
         due = self._risk_due.get(tick)
         if due is None:
@@ -600,14 +600,7 @@ class Site:
         sharded = self.plan.shards > 1
         for zone, source in due.items():
             risk = zone_risk[zone]
-            if sharded:
-                self.faults.silenced = self._not_mine
-                try:
-                    changed = step(risk, tick, source)
-                finally:
-                    self.faults.silenced = None
-            else:
-                changed = step(risk, tick, source)
+            changed = self._as_shard(step, risk, tick, source) if sharded else step(risk, tick, source)
             if changed:
                 for pid in self._active(changed):
                     self._evaluate(pid, tick, source)
