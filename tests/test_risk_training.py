@@ -578,3 +578,26 @@ def test_training_refuses_to_run_without_validation_sequences(training_set):
     sequences = load_set(training_set, ("train", "validation", "test"))
     with pytest.raises(ValueError, match="no validation sequences"):
         train(sequences, [], epochs=1, hidden=4, log=lambda text: None)
+
+
+def test_the_run_up_to_a_crossing_weighs_run_up_weight_and_other_negatives_weigh_1():
+    from training.risk_train import _prepare
+
+    # A hazard from 100 s, crossing at 2,000 s: its steps 1,280-1,999 are positive (the 12-minute label), 680-1,279
+    # are its run-up (12 to 22 minutes ahead), before that and after the hazard they are plain negatives.
+    zone = zone_sequence(crossings_s=(2000,), active=(100, 2100))
+    features = [np.zeros((len(zone), 1))]
+    prepared = _prepare([zone], features, np.zeros(1), np.ones(1), pos_weight=8.0, over_limit_weight=1.0,
+                        run_up_weight=0.0)
+    w = prepared.w[0]
+    assert w[1279] == w[680] == 0.0
+    assert w[679] == w[50] == w[2500] == 1.0
+    assert w[1280] == w[1999] == 8.0
+
+
+def test_the_run_up_is_an_ordinary_negative_by_default():
+    from training.risk_train import _prepare
+
+    zone = zone_sequence(crossings_s=(2000,), active=(100, 2100))
+    prepared = _prepare([zone], [np.zeros((len(zone), 1))], np.zeros(1), np.ones(1), pos_weight=8.0, over_limit_weight=1.0)
+    assert prepared.w[0][1000] == 1.0

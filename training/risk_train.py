@@ -20,7 +20,9 @@ Needs PyTorch (`pip install -e '.[train]'`, torch==2.13.0); the interlock itself
    The loss is binary cross-entropy on `label` (a crossing within 12 min; with `over_limit_positive`, also every
    step the air is past a limit, so the score stays high until the air is back) with positives weighted
    `pos_weight` and those at least `EARLY_S` before their crossing (the steps a warning 10 minutes ahead rests on)
-   `early_weight` times more, Adam with gradient clipping, deterministic (seeded,
+   `early_weight` times more; the steps of a developing hazard 12 to 22 minutes before its crossing (label 0, but a
+   score rising there is early rather than false) weigh `run_up_weight` (default 1, as any negative); Adam with
+   gradient clipping, deterministic (seeded,
    `torch.use_deterministic_algorithms`, `threads` threads). `benign_keep` < 1 trains each epoch on that share of
    the benign-only zones (no hazard, no crossing), drawn anew.
 4. **Best epoch**: the one with the highest validation average precision over the steps not over a limit
@@ -49,6 +51,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from interlock.risk_features import FEATURE_WIDTH, features_sequence
+from training.risk_labels import HORIZON_S
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
 TORCH_VERSION = "2.13.0"
@@ -66,6 +69,10 @@ EARLY_WEIGHT = 1.0
 EARLY_S = 480.0
 """Positive steps at least this long before their crossing are the ones a warning 10 minutes ahead rests on;
 `early_weight` multiplies their loss weight."""
+RUN_UP_S = 600.0
+"""The run-up to a crossing: steps of a developing hazard up to this long before the label's horizon (12 to 22
+minutes before the crossing). Their label is 0, but a score rising there is early, not false; `run_up_weight` is
+their loss weight."""
 MIN_SCALE = 1e-3
 PLACEHOLDER_THRESHOLDS = {"blue": 0.25, "yellow": 0.5, "red": 0.75}
 """Only while the thresholds are being chosen: a model file cannot be read without thresholds."""
@@ -121,7 +128,8 @@ class _Prepared:
 
 
 def _prepare(sequences: Sequence[ZoneSequence], features: Sequence[np.ndarray], mean, scale, pos_weight: float,
-             over_limit_weight: float, early_weight: float = 1.0, over_limit_positive: bool = False) -> _Prepared:
+             over_limit_weight: float, early_weight: float = 1.0, over_limit_positive: bool = False,
+             run_up_weight: float = 1.0) -> _Prepared:
     xs, ys, ws, benign = [], [], [], []
     for s, f in zip(sequences, features):
         y = np.asarray(s.label, dtype=bool)
@@ -131,6 +139,10 @@ def _prepare(sequences: Sequence[ZoneSequence], features: Sequence[np.ndarray], 
         if early_weight != 1.0:
             early = y & (np.nan_to_num(s.seconds_to_crossing, nan=0.0) >= EARLY_S)
             w = np.where(early, w * early_weight, w)
+        if run_up_weight != 1.0:
+            ahead = np.nan_to_num(s.seconds_to_crossing, nan=np.inf)
+            run_up = ~y & np.asarray(s.hazard_active, dtype=bool) & (ahead > HORIZON_S) & (ahead <= HORIZON_S + RUN_UP_S)
+            w = np.where(run_up, run_up_weight, w)
         if over_limit_weight != 1.0:
             w = np.where(np.asarray(s.over_limit, dtype=bool), w * over_limit_weight, w)
         xs.append(_standardised(f, mean, scale))
@@ -279,6 +291,7 @@ def train(
     pos_weight: float = POS_WEIGHT,
     over_limit_weight: float = 1.0,
     early_weight: float = EARLY_WEIGHT,
+    run_up_weight: float = 1.0,
     over_limit_positive: bool = False,
     benign_keep: float = 1.0,
     select: str = "ap",
@@ -306,6 +319,8 @@ def train(
         raise ValueError(f"select must be 'ap' or 'loss', got {select!r}")
     if hidden < 1 or epochs < 1 or batch < 1 or window < 1 or not 0.0 < benign_keep <= 1.0:
         raise ValueError("hidden, epochs, batch and window must be at least 1 and benign_keep in (0, 1]")
+    if not run_up_weight >= 0.0:
+        raise ValueError(f"run_up_weight must be 0 or more, got {run_up_weight}")
     started = time.monotonic()
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
@@ -315,7 +330,7 @@ def train(
         f_train = sequence_features(sequences_train)
         mean, scale = feature_standardisation(f_train)
         train_data = _prepare(sequences_train, f_train, mean, scale, pos_weight, over_limit_weight, early_weight,
-                              over_limit_positive)
+                              over_limit_positive, run_up_weight)
         del f_train
         valid_data = _prepare(sequences_validation, sequence_features(sequences_validation), mean, scale, 1.0, 1.0,
                               over_limit_positive=over_limit_positive)
@@ -411,7 +426,7 @@ def train(
             **(trained_extra or {}),
             "hidden": hidden, "epochs": epochs, "best_epoch": best[1], "select": select, "seed": seed,
             "batch": batch, "window": window, "learning_rate": learning_rate, "pos_weight": pos_weight,
-            "over_limit_weight": over_limit_weight, "early_weight": early_weight,
+            "over_limit_weight": over_limit_weight, "early_weight": early_weight, "run_up_weight": run_up_weight,
             "over_limit_positive": over_limit_positive, "benign_keep": benign_keep,
             "threads": threads, "threshold_options": dict(threshold_options or {}),
             "train_zones": len(sequences_train), "train_zone_hours": round(rows / 3600.0, 3),
@@ -460,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--early-weight", type=float, default=EARLY_WEIGHT,
                    help=f"extra loss weight of a positive step at least {EARLY_S:g} s before its crossing (default "
                         f"{EARLY_WEIGHT:g})")
+    p.add_argument("--run-up-weight", type=float, default=1.0,
+                   help=f"loss weight of the steps of a developing hazard {HORIZON_S:g}-{HORIZON_S + RUN_UP_S:g} s before "
+                        f"its crossing, labelled 0 (default 1; 0: a score rising there is not penalised)")
     p.add_argument("--over-limit-positive", action="store_true",
                    help="train towards 1 also while the air is past a limit (the score stays high until it is back)")
     p.add_argument("--max-false-warnings", type=float, default=None, metavar="PER_100H",
@@ -557,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         arrays, meta = train(
             train_seqs, valid_seqs, hidden=args.hidden, epochs=args.epochs, seed=args.seed, batch=args.batch,
             window=args.window, learning_rate=args.lr, pos_weight=args.pos_weight, early_weight=args.early_weight,
-            over_limit_positive=args.over_limit_positive,
+            run_up_weight=args.run_up_weight, over_limit_positive=args.over_limit_positive,
             benign_keep=args.benign_keep, threshold_options=_threshold_options(args),
             select=args.select, threads=args.threads, hazards_validation=hazards, crossings_validation=crossings,
             trained_extra={"data": data, **({"recordings": recordings} if recordings else {})})
