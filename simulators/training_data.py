@@ -530,9 +530,30 @@ class ZoneRows(Struct):
     hazards: list[HazardRecord]
 
 
+def hazard_onsets(site: TelemetrySite, info: ScenarioInfo, plan: ZonePlan) -> ZonePlan:
+    """The plan with each hazard whose source runs on a PLC signal (`HazardPlan.while_on`) starting at the first
+    report of that signal on at or after its planned start: before it nothing in the zone shows the hazard, so its
+    lead (and the warning anyone could give) counts from there. One that never ran keeps its planned start."""
+    hazards = []
+    for hazard in plan.hazards:
+        if hazard.while_on is not None:
+            planned_ms = info.start + round(hazard.start * 1000)
+            reports = site.plc_reports[site.signal_plc[hazard.while_on].plc]
+            on = next((ts for ts, snapshot in reports if ts >= planned_ms and snapshot.tags.get(hazard.while_on)), None)
+            if on is not None and on > planned_ms:
+                onset = (on - info.start) / 1000
+                if hazard.end is None or onset < hazard.end:
+                    late = onset - hazard.start
+                    hazard = msgspec.structs.replace(
+                        hazard, start=onset, detail=f"{hazard.detail}; {hazard.while_on} first on {late:.0f} s later")
+        hazards.append(hazard)
+    return msgspec.structs.replace(plan, hazards=tuple(hazards))
+
+
 def zone_rows(site: TelemetrySite, info: ScenarioInfo, plan: ZonePlan) -> ZoneRows:
     """Every second of one zone: identity, detectors as reported, PLC state, occupancy, the true air, limits and
-    labels."""
+    labels (a hazard gated by a PLC signal counted from when it first ran: `hazard_onsets`)."""
+    plan = hazard_onsets(site, info, plan)
     rows = info.seconds
     t = info.start + np.arange(rows, dtype=np.int64) * 1000
     limits = zone_limits(plan.work_type, info.start)

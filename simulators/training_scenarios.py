@@ -109,6 +109,9 @@ class HazardPlan(Struct, frozen=True):
     end: float | None
     designed_ratio: float
     detail: str
+    while_on: str | None = None
+    """The PLC signal its source runs on (cutting fumes on the tool's power), None when it runs from `start`: the
+    hazard then begins when the signal is first on at or after `start`, which only the played scenario tells."""
 
 
 class ZonePlan(Struct, frozen=True):
@@ -591,14 +594,15 @@ def plan_hazard(build: ZoneBuild, kind: HazardKind, number: int, start: float, d
     if kind == "co_exhaust":
         m3_s = ratio * limit_fraction("co", CARBON_MONOXIDE, limits) * flow
         if build.shift is not None and rng.random() < 0.4:
+            signal = equipment_signal(build)
             build.events.append(Exhaust(at=start, zone=zone, l_min=significant(m3_s * 60_000), until=end,
-                                        while_on=equipment_signal(build)))
+                                        while_on=signal))
             detail = f"cutting fumes {significant(m3_s * 60_000)} L/min CO while the equipment runs{until}"
-        else:
-            g_h = m3_s * gas_density(CARBON_MONOXIDE, design.temperature) * 3.6e6
-            build.events.append(Exhaust(at=start, zone=zone, g_h=significant(g_h), until=end))
-            detail = f"engine exhaust {significant(g_h)} g/h CO{until}"
-        return HazardPlan(hazard_id, kind, zone, ("co",), start, end, ratio, detail)
+            return HazardPlan(hazard_id, kind, zone, ("co",), start, end, ratio, detail, signal)
+        g_h = m3_s * gas_density(CARBON_MONOXIDE, design.temperature) * 3.6e6
+        build.events.append(Exhaust(at=start, zone=zone, g_h=significant(g_h), until=end))
+        return HazardPlan(hazard_id, kind, zone, ("co",), start, end, ratio,
+                          f"engine exhaust {significant(g_h)} g/h CO{until}")
     return plan_ventilation_failure(build, hazard_id, start, end, rng)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from simulators.gas_physics import volume_flow
 from simulators.payloads import DeviceRow, ZoneRow
-from simulators.scenario import AirSim, Leak, Scenario
+from simulators.scenario import AirSim, Exhaust, Leak, PlcSim, Scenario
 from simulators.training_data import (
     SCHEMA,
     SPLITS,
@@ -107,6 +107,37 @@ def test_rows_in_the_12_minutes_before_a_known_leak_crossing_are_labelled_true()
     assert rows["hazard_kind"][crossing - 1] == "flammable_leak" and rows["hazard_kind"][crossing] is None
     # The GD-4's one-step noise (0.1 %LEL) shows 10 %LEL once the truth is about 9.85, some 9 s early at this slope.
     assert -10 <= zone.crossings[0].reported_lag_s <= 2
+
+
+FUMES_PLANNED_S, TOOL_ON_S = 1200, 1500
+
+
+def fumes_scenario() -> TrainingScenario:
+    """The vessel of `leak_scenario` with cutting fumes (CO, steady at about twice the 26 ppm limit) set from 1200 s,
+    but only while the cutting tool runs, which it first does at 1500 s."""
+    scenario = Scenario(
+        seed=1, start=START, duration=3600.0, name="fumes",
+        zones=[ZoneRow("TK-1", "tank", [(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)], (0.0, 10.0), "II", [])],
+        devices=[DeviceRow("GAS-1", "gas", model="GD-4", firmware="3.0.0", zone="TK-1"),
+                 DeviceRow("PLC-1", "plc", equipment=["EQ-1"])],
+        plc={"PLC-1": PlcSim(tags={"EQ-1.power": False}, schedule={"EQ-1.power": [(float(TOOL_ON_S), 3600.0)]})},
+        air={"TK-1": AirSim(volume=VOLUME, ach=ACH)},
+        timeline=[Exhaust(at=float(FUMES_PLANNED_S), zone="TK-1", l_min=0.6, while_on="EQ-1.power")],
+    )
+    hazard = HazardPlan("TK-1/H1", "co_exhaust", "TK-1", ("co",), float(FUMES_PLANNED_S), None, 2.0, "cutting fumes",
+                        "EQ-1.power")
+    plan = ZonePlan("TK-1", "confined_space", "confined_space", ("GAS-1",), None, "EQ-1.power", (), (hazard,), ACH)
+    return TrainingScenario("fumes-test", 1, scenario, (plan,))
+
+
+def test_a_hazard_that_runs_on_its_equipment_starts_when_the_equipment_first_runs():
+    zones, _ = scenario_rows(fumes_scenario(), "test")
+    (zone,) = zones
+    (hazard,) = zone.hazards
+    assert TOOL_ON_S * 1000 <= hazard.start_ms - START <= (TOOL_ON_S + 1) * 1000
+    assert hazard.crossed and hazard.lead_s == (hazard.first_crossing_ms - hazard.start_ms) // 1000
+    rows = zone.table.to_pydict()
+    assert rows["hazard_active"][TOOL_ON_S - 2] is None and rows["hazard_active"][TOOL_ON_S + 2] == "co_exhaust"
 
 
 def test_benign_zones_have_no_crossing():
