@@ -121,6 +121,21 @@ def test_the_report_counts_hazards_warned_10_minutes_ahead_by_how_soon_after_the
     assert rows == {"0-60 s": ["1", "1/1"], ">= 300 s": ["1", "1/1"]}
 
 
+def test_how_far_the_air_had_moved_when_a_10_minute_warning_was_last_due_is_measured_on_the_crossed_channel():
+    # LEL limit 10 %: 1 % before the leak at 1,000 s, rising 0.01 % a second to cross at 1,900 s; at 1,300 s, the last
+    # moment for a 10-minute warning, its last 30 s averaged 0.385 of the limit against 0.1 before the leak.
+    lel = np.r_[np.full(1000, 1.0), 1.0 + 0.01 * np.arange(HOUR - 1000)]
+    zone = zone_sequence(crossings_s=(1900,))
+    zone = ZoneSequence(**{**zone.__dict__, "raw": raw_steps(HOUR, lel=lel)})
+    m = evaluate([zone], [graded(HOUR)], [hazard(1000, 1900)], [crossing(1900)])
+    assert m.leads[0].air_moved_10min == pytest.approx(0.2855, abs=1e-3)
+
+
+def test_the_air_moved_is_unknown_without_readings_before_the_hazard():
+    m = one_zone(graded(HOUR), [hazard(1000, 1900)], [crossing(1900)])
+    assert math.isnan(m.leads[0].air_moved_10min)
+
+
 def test_a_red_grade_10_minutes_ahead_also_counts_as_warned():
     m = one_zone(graded(HOUR, (800, 1600, RED)), [hazard(0, 1500)], [crossing(1500)])
     assert m.recall_10min == 1.0
@@ -188,6 +203,11 @@ def test_a_false_red_during_a_hazard_that_never_crossed_is_counted_apart_from_on
     m = one_zone(graded(HOUR, (1000, 1100, RED), (3000, 3100, RED)), active=(900, 1200))
     assert (m.false_red, m.false_red_benign) == (2, 1)
     assert [e.during_hazard for e in m.false_red_events] == [True, False]
+
+
+def test_a_false_warning_during_a_hazard_that_never_crossed_is_counted_apart_from_one_on_benign_air():
+    m = one_zone(graded(HOUR, (1000, 1100, YELLOW), (3000, 3100, YELLOW)), active=(900, 1200))
+    assert (m.false_warnings, m.false_warnings_benign) == (2, 1)
 
 
 def test_a_red_edge_while_the_zone_is_over_a_limit_is_not_a_false_red():
@@ -601,3 +621,37 @@ def test_the_run_up_is_an_ordinary_negative_by_default():
     zone = zone_sequence(crossings_s=(2000,), active=(100, 2100))
     prepared = _prepare([zone], [np.zeros((len(zone), 1))], np.zeros(1), np.ones(1), pos_weight=8.0, over_limit_weight=1.0)
     assert prepared.w[0][1000] == 1.0
+
+
+def test_the_cosine_decay_runs_from_the_learning_rate_down_to_its_floor():
+    from training.risk_train import LR_FLOOR, _cosine_rate
+
+    assert _cosine_rate(0.004, 0.0) == pytest.approx(0.004)
+    assert _cosine_rate(0.004, 0.5) == pytest.approx(0.004 * (1 + LR_FLOOR) / 2)
+    assert _cosine_rate(0.004, 1.0) == pytest.approx(0.004 * LR_FLOOR)
+
+
+def test_the_weight_average_moves_towards_the_weights_and_swapping_twice_restores_them():
+    torch = pytest.importorskip("torch")
+    from training.risk_train import _WeightAverage
+
+    net = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    average = _WeightAverage(net, 0.75)
+    with torch.no_grad():
+        net.weight.fill_(5.0)
+    average.update(net)
+    average.swap(net)
+    assert torch.equal(net.weight, torch.full((1, 2), 2.0))  # 0.75 x 1 + 0.25 x 5
+    average.swap(net)
+    assert torch.equal(net.weight, torch.full((1, 2), 5.0))
+
+
+def test_training_refuses_an_unknown_learning_rate_schedule(training_set):
+    pytest.importorskip("torch")
+    from training.risk_train import train
+
+    sequences = load_set(training_set, ("train", "validation", "test"))
+    with pytest.raises(ValueError, match="lr_decay must be one of none, cosine, got 'step'"):
+        train(sequences, sequences[:1], epochs=1, hidden=4, lr_decay="step", log=lambda text: None)

@@ -396,6 +396,7 @@ def _table_main(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
     row("false RED / 100 zone-hours", lambda x: f"{_fmt(x.false_red_per_100h)} ({x.false_red})")
     row("of them with no hazard active", lambda x: f"{_fmt(x.false_red_benign_per_100h)} ({x.false_red_benign})")
     row("false warnings / 100 zone-hours", lambda x: f"{_fmt(x.false_warnings_per_100h)} ({x.false_warnings})")
+    row("of them with no hazard active", lambda x: f"{_fmt(x.false_warnings_benign_per_100h)} ({x.false_warnings_benign})")
     row("episode precision", lambda x: f"{_fmt_pct(x.episode_precision)} ({x.true_warning_edges}/{x.warning_edges})")
     row("benign steps YELLOW or higher", lambda x: _fmt_pct(x.benign_warning_share))
     row("average precision", lambda x: _fmt(x.average_precision, 3))
@@ -441,6 +442,38 @@ def _table_slack(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
                       if x.warned_10min is not None and low <= x.possible_lead_s - WARN_AHEAD_S < high]
             counts.append((sum(1 for x in inside if x.warned_10min), len(inside)))
         rows.append([_slack_label(low, high), str(counts[0][1]) if counts else "0",
+                     *(f"{warned}/{n}" for warned, n in counts)])
+    return head, rows
+
+
+AIR_MOVED_BUCKETS: tuple[tuple[float, float], ...] = (
+    (-math.inf, 0.05), (0.05, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, math.inf))
+"""Buckets of `air_moved_10min`: how far the crossed channel had moved, as a fraction of its limit, by the last moment
+a 10-minute warning could come."""
+
+
+def _moved_label(low: float, high: float) -> str:
+    if math.isinf(low):
+        return f"under {high:g}"
+    return f"{low:g} or more" if math.isinf(high) else f"{low:g}-{high:g}"
+
+
+def _table_air_moved(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
+    """Warned 10 min ahead by how far the air had moved when the warning was last due: a hazard whose gas had not
+    risen above the air's ordinary ups and downs by then gave no scorer anything to warn on."""
+    head = ["crossed channel had moved by (fraction of its limit)", "hazards",
+            *(f"warned >= 10 min: {m.label}" for m in ev.methods)]
+    rows = []
+    buckets = [*AIR_MOVED_BUCKETS, (math.nan, math.nan)]
+    for low, high in buckets:
+        counts = []
+        for m in ev.methods:
+            inside = [x for x in m.metrics.leads if x.warned_10min is not None and (
+                math.isnan(x.air_moved_10min) if math.isnan(low) else low <= x.air_moved_10min < high)]
+            counts.append((sum(1 for x in inside if x.warned_10min), len(inside)))
+        if math.isnan(low) and not (counts and counts[0][1]):
+            continue
+        rows.append(["unknown" if math.isnan(low) else _moved_label(low, high), str(counts[0][1]) if counts else "0",
                      *(f"{warned}/{n}" for warned, n in counts)])
     return head, rows
 
@@ -500,6 +533,8 @@ def _blocks(ev: Evaluation) -> list[tuple[str, Any]]:
     b.append(("table", _table_kinds(ev)))
     b.append(("h2", "By the time a 10-minute warning left"))
     b.append(("table", _table_slack(ev)))
+    b.append(("h2", "By how far the air had moved when a 10-minute warning was last due"))
+    b.append(("table", _table_air_moved(ev)))
     b.append(("h2", "Thresholds"))
     b.append(("table", _thresholds_table(ev)))
     b.append(("p", f"Baseline thresholds rule: {ev.threshold_rule}"))

@@ -15,7 +15,8 @@ Definitions (the evaluation report quotes them; `evaluate_grades` computes exact
   such that no crossing of that zone falls in [t - 60 s, t + 720 s] and the zone is not over a limit at t
   (`over_limit`). Rate per 100 zone-hours of the evaluated sequences (100 * count / (steps / 3600)); those with no
   hazard active in the zone (`false_red_benign`) are counted apart. **False
-  warnings**: the same for rising edges into YELLOW-or-higher (previous grade NONE or BLUE), also per 100 zone-hours.
+  warnings**: the same for rising edges into YELLOW-or-higher (previous grade NONE or BLUE), also per 100 zone-hours,
+  those with no hazard active (`false_warnings_benign`, the nuisance alarms) counted apart.
 - **Episode precision**: true warning edges / all warning edges (same truth rule; n/a without any warning edge).
 - **Average precision**: of the row-level precision-recall curve of the score against `label` (a crossing in
   (t, t + 720 s]) over every evaluated step: the sum over distinct score thresholds, high to low, of the recall
@@ -46,6 +47,8 @@ from typing import Iterable, Sequence
 import msgspec
 import numpy as np
 
+from interlock import risk_inputs as R
+from interlock.risk_features import O2_AIR
 from interlock.risk_grade import BLUE, NONE, RED, YELLOW, RiskThresholds, grade_series
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
@@ -126,6 +129,10 @@ class HazardLead(msgspec.Struct):
     warned_10min: bool | None
     """None when outside the >= 600 s population."""
     warned_any: bool
+    air_moved_10min: float = math.nan
+    """How far the crossed channel had moved, as a fraction of its limit, by the last moment a 10-minute warning could
+    come (its mean over the 30 s up to first crossing - 600 s, less its median over the 120 s before the hazard began,
+    as the detectors reported it); NaN when the channel or the readings are unknown."""
 
 
 class EdgeEvent(msgspec.Struct):
@@ -193,6 +200,10 @@ class RiskMetrics(msgspec.Struct):
     """False REDs while no hazard was active in the zone: the crying wolf among them (the rest came during a real
     leak, purge or failure that did not cross within the window)."""
     false_red_benign_per_100h: float = 0.0
+    false_warnings_benign: int = 0
+    """False warnings while no hazard was active in the zone: the nuisance alarms (the rest came during a real leak,
+    purge or failure whose air came close to a limit without crossing it within 12 minutes)."""
+    false_warnings_benign_per_100h: float = 0.0
 
 
 @dataclass
@@ -208,6 +219,38 @@ class _HazardRows:
     """One past the last row at or before the first crossing."""
     crossing_ms: int
     in_population: bool
+    air_moved_10min: float
+
+
+AIR_BEFORE_S = 120
+AIR_AT_S = 30
+"""`air_moved_10min`: the air before a hazard is the median of its 120 s before the start, the air when a 10-minute
+warning was last due the mean of the 30 s up to then."""
+
+
+def channel_fractions(raw: np.ndarray, channel: str) -> np.ndarray:
+    """A crossed channel's hazard fraction at each step (0 in clean air, 1 at the limit, as the features read it;
+    for o2 the larger of deficiency and enrichment); NaN where unknown."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if channel == "o2":
+            low = (O2_AIR - raw[:, R.RAW["o2_low"]]) / (O2_AIR - raw[:, R.RAW["limit_o2_min"]])
+            high = (raw[:, R.RAW["o2_high"]] - O2_AIR) / (raw[:, R.RAW["limit_o2_max"]] - O2_AIR)
+            return np.fmax(low, high)
+        if channel in ("lel", "h2s", "co"):
+            return raw[:, R.RAW[channel]] / raw[:, R.RAW[f"limit_{channel}"]]
+    return np.full(raw.shape[0], np.nan)
+
+
+def _air_moved(raw: np.ndarray, t: np.ndarray, channel: str | None, start_ms: int, due_ms: int) -> float:
+    if channel is None or due_ms <= start_ms:
+        return math.nan
+    x = channel_fractions(raw, channel)
+    before = x[int(np.searchsorted(t, start_ms - AIR_BEFORE_S * 1000, side="left")):int(np.searchsorted(t, start_ms, side="right"))]
+    at = x[int(np.searchsorted(t, due_ms - AIR_AT_S * 1000, side="left")):int(np.searchsorted(t, due_ms, side="right"))]
+    before, at = before[np.isfinite(before)], at[np.isfinite(at)]
+    if not before.size or not at.size:
+        return math.nan
+    return float(np.mean(at) - np.median(before))
 
 
 @dataclass
@@ -253,10 +296,12 @@ def prepare(sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard], crossi
             raise ValueError(f"zone {s.zone} of scenario {s.scenario_id} is given twice: evaluate each zone once")
         where[k] = i
     crossing_times: dict[int, list[int]] = {}
+    crossing_channel: dict[tuple[int, int], str] = {}
     for c in crossings:
         i = where.get(_key(c.scenario_id, c.zone))
         if i is not None:
             crossing_times.setdefault(i, []).append(int(c.crossing_ms))
+            crossing_channel.setdefault((i, int(c.crossing_ms)), str(c.channel))
     t_all = np.empty(total, dtype=np.int64)
     edge_true = np.zeros(total, dtype=bool)
     label = np.zeros(total, dtype=bool)
@@ -293,6 +338,9 @@ def prepare(sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard], crossi
         t = t_all[a:int(offsets[i + 1])]
         cross = int(h.first_crossing_ms)
         start = int(h.start_ms)
+        in_population = h.lead_s is not None and float(h.lead_s) >= WARN_AHEAD_S
+        moved = (_air_moved(sequences[i].raw, t, crossing_channel.get((i, cross)), start, cross - WARN_AHEAD_S * 1000)
+                 if in_population else math.nan)
         crossed.append(_HazardRows(
             hazard=h,
             lo=a + int(np.searchsorted(t, start, side="left")),
@@ -300,7 +348,8 @@ def prepare(sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard], crossi
             hi_before=a + int(np.searchsorted(t, cross, side="left")),
             hi_at=a + int(np.searchsorted(t, cross, side="right")),
             crossing_ms=cross,
-            in_population=h.lead_s is not None and float(h.lead_s) >= WARN_AHEAD_S,
+            in_population=in_population,
+            air_moved_10min=moved,
         ))
     return Prepared(sequences, offsets, t_all, first_row, edge_true, label, over, benign, total / 3600.0, kept,
                     crossed)
@@ -446,7 +495,8 @@ def evaluate_grades(sequences: Sequence[ZoneSequence], grades: Sequence[np.ndarr
             scenario_id=h.hazard.scenario_id, zone=h.hazard.zone, hazard=h.hazard.hazard, kind=h.hazard.kind,
             possible_lead_s=float(h.hazard.lead_s) if h.hazard.lead_s is not None else math.nan,
             lead_s=_lead(g, h, prep.t_ms), warned_10min=w_10,
-            warned_any=bool(h.hi_before > h.lo and (g[h.lo:h.hi_before] >= YELLOW).any())))
+            warned_any=bool(h.hi_before > h.lo and (g[h.lo:h.hi_before] >= YELLOW).any()),
+            air_moved_10min=h.air_moved_10min))
     leads.sort(key=lambda x: (x.scenario_id, x.zone, x.hazard))
 
     per_kind = []
@@ -469,6 +519,7 @@ def evaluate_grades(sequences: Sequence[ZoneSequence], grades: Sequence[np.ndarr
             false_events.append(EdgeEvent(q.scenario_id, q.zone, int(prep.t_ms[row]), round(float(s[row]), 6),
                                           during_hazard=not bool(prep.benign[row])))
     false_red_benign = sum(1 for e in false_events if not e.during_hazard)
+    false_warnings_benign = int(np.count_nonzero(~prep.edge_true[warn_rows] & prep.benign[warn_rows]))
 
     thr, precision, recall, ap = pr_curve(s, prep.label)
     not_over = ~prep.over_limit
@@ -492,7 +543,9 @@ def evaluate_grades(sequences: Sequence[ZoneSequence], grades: Sequence[np.ndarr
         positive_rows=int(np.count_nonzero(prep.label)),
         average_precision=ap, average_precision_not_over=ap_not_over, per_kind=per_kind, leads=leads,
         false_red_events=false_events, pr_curve=_downsample(thr, precision, recall), operating_points=points,
-        false_red_benign=false_red_benign, false_red_benign_per_100h=_rate(false_red_benign, prep.hours))
+        false_red_benign=false_red_benign, false_red_benign_per_100h=_rate(false_red_benign, prep.hours),
+        false_warnings_benign=false_warnings_benign,
+        false_warnings_benign_per_100h=_rate(false_warnings_benign, prep.hours))
 
 
 # --- threshold choice -------------------------------------------------------------------------------------------
@@ -658,6 +711,6 @@ def choose_thresholds(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSequ
 
 __all__ = [
     "BLUE", "DEFINITIONS", "DETAILS", "NONE", "RED", "YELLOW", "Candidate", "EdgeEvent", "HazardLead", "KindMetrics", "OperatingPoint",
-    "PRCurve", "Prepared", "RiskMetrics", "ThresholdSearch", "candidate_thresholds", "choose_thresholds",
+    "PRCurve", "Prepared", "RiskMetrics", "ThresholdSearch", "candidate_thresholds", "channel_fractions", "choose_thresholds",
     "evaluate_grades", "grade_all", "prepare", "pr_curve", "threshold_search",
 ]
