@@ -202,3 +202,21 @@ def features_sequence(raw_block: np.ndarray) -> np.ndarray:
     out = np.empty((raws.shape[0], FEATURE_WIDTH), dtype=np.float64)
     _features_block(raws, new_feature_state(), out)
     return out
+
+
+@njit(cache=True)
+def worst_fraction(fstate):
+    """The zone's worst gas channel as a fraction of its limit after its last step (each channel's last known value,
+    0 before any): what the grades' air rule reads (interlock.risk_grade). `fstate` may be a whole zone state, whose
+    feature state comes first."""
+    worst = fstate[_X]
+    for c in range(1, N_CHANNELS):
+        if fstate[_X + c] > worst:
+            worst = fstate[_X + c]
+    return worst
+
+
+def worst_fractions(features: np.ndarray) -> np.ndarray:
+    """`worst_fraction` at each step of a zone's features (n, FEATURE_WIDTH): their first columns are the same held
+    values."""
+    return np.asarray(features, dtype=np.float64)[:, :N_CHANNELS].max(axis=1)

@@ -38,6 +38,7 @@ from interlock.plc_signals import PlcView, check_plc_signals
 from interlock.harness_tieoff import HarnessTrack, check_harnesses, new_track
 from interlock.permit_checks import RECORD_CODES, record_problems
 from interlock.qualification import CrewHealth, check_crew
+from interlock.risk_features import worst_fraction
 from interlock.risk_grade import NONE, RED, YELLOW, grade_step
 from interlock.risk_model import RiskModel, new_zone_state, njit_step
 from interlock.shard_plan import SINGLE, DeviceHomes, ShardPlan
@@ -616,15 +617,18 @@ class Site:
         risk.last_step = now
         risk.steps += 1
         before = risk.grade.grade
-        grade = grade_step(risk.grade, score, model.thresholds)
+        thresholds = model.thresholds
+        grade = grade_step(risk.grade, score, thresholds,
+                           worst_fraction(risk.state) if thresholds.air_yellow > 0.0 else math.nan)
         if active:
             self._risk_unacknowledged(active, now, source)
         if grade == before:
             return []
         if grade != NONE:
-            thresholds = model.thresholds
             threshold = {1: thresholds.blue, 2: thresholds.yellow, 3: thresholds.red}[grade]
-            self.faults.raise_(RISK_CODES[grade], zone, now, source, risk_detail(risk, threshold), permits=list(active))
+            by_air = grade == YELLOW and score < thresholds.yellow
+            self.faults.raise_(RISK_CODES[grade], zone, now, source,
+                               risk_detail(risk, threshold, thresholds if by_air else None), permits=list(active))
         self.faults.reconcile(RISK_FAULT_CODES, zone, {RISK_CODES[grade]} if grade != NONE else _NONE, now, source)
         return list(active)
 

@@ -15,12 +15,13 @@ import pkgutil
 
 import msgspec
 
-STATE_VERSION = 4
+STATE_VERSION = 5
 """1: releases before snapshots carried a version; 2: with a tag's stay box, zone input plans and crew grades;
 3: decision shards (a permit's shard, faults kept but not raised, the shard router); 4: risk ticks (zones waiting
-for their step), a tag's fields read by every fix first in its state."""
+for their step), a tag's fields read by every fix first in its state; 5: a zone grade's air run (the grades' air
+rule)."""
 
-STATE_LAYOUT = "173b60a6a136ac6c"
+STATE_LAYOUT = "d309cdb0b30d337a"
 """`state_layout()` of this version."""
 
 _PACKAGES = ("interlock", "schemas")

@@ -19,7 +19,7 @@ import numpy as np
 from interlock import risk_inputs as R
 from interlock.commands import RiskNote
 from interlock.config import GasLimits
-from interlock.risk_grade import BLUE, GRADE_NAMES, RED, YELLOW, GradeState
+from interlock.risk_grade import BLUE, GRADE_NAMES, RED, YELLOW, GradeState, RiskThresholds
 
 RISK_CODES = {BLUE: "RISK_BLUE", YELLOW: "RISK_YELLOW", RED: "RISK_RED"}
 RISK_FAULT_CODES = tuple(RISK_CODES.values())
@@ -169,8 +169,9 @@ def observe_occupancy(risk: ZoneRisk, occupancy: int, now: int) -> tuple[float, 
     return since_first, occupied
 
 
-def risk_detail(risk: ZoneRisk, threshold: float) -> str:
-    """The fault's and the command's sentence: zone, score against the grade's threshold, and the air as read."""
+def risk_detail(risk: ZoneRisk, threshold: float, air_rule: RiskThresholds | None = None) -> str:
+    """The fault's and the command's sentence: zone, score against the grade's threshold, and the air as read;
+    `air_rule` when the grade is YELLOW by the air rule rather than by the score."""
     raw = risk.raw
     parts = []
     if raw is not None:
@@ -179,6 +180,10 @@ def risk_detail(risk: ZoneRisk, threshold: float) -> str:
             if not math.isnan(value):
                 parts.append(f"{label} {value:g} {unit}")
     air = f"; air as read: {', '.join(parts)}" if parts else "; no fresh gas reading"
+    if air_rule is not None:
+        return (f"{risk.zone}: the air has stayed at {air_rule.air_yellow:g} of a gas limit or more for "
+                f"{air_rule.air_yellow_steps} risk steps: {risk.grade_name} (risk {risk.score:.2f}, under its threshold "
+                f"{threshold:g}){air}")
     return (f"{risk.zone}: risk {risk.score:.2f} (probability of the air past a gas limit within 12 min) is "
             f"{risk.grade_name} (threshold {threshold:g}){air}")
 

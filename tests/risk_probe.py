@@ -31,6 +31,18 @@ def probe_model() -> RiskModel:
 PROBE = probe_model()
 
 
+def blind_model(air_yellow: float = 0.5, air_yellow_steps: int = 3) -> RiskModel:
+    """A model whose score stays at ~0.01 whatever the air, with the grades' air rule: YELLOW only by the air."""
+    arrays = {
+        "weight_ih": np.zeros((4, FEATURE_WIDTH)), "weight_hh": np.zeros((4, 1)),
+        "bias_ih": np.array([20.0, -20.0, 0.0, 20.0]), "bias_hh": np.zeros(4),
+        "head_weight": np.array([[10.0]]), "head_bias": np.array([-4.6]),
+        "feature_mean": np.zeros(FEATURE_WIDTH), "feature_scale": np.ones(FEATURE_WIDTH),
+    }
+    thresholds = {**PROBE_THRESHOLDS, "air_yellow": air_yellow, "air_yellow_steps": air_yellow_steps}
+    return RiskModel.from_bytes(write_model_bytes(arrays, {"thresholds": thresholds}))
+
+
 def random_model_arrays(seed: int, hidden: int = 8) -> dict[str, np.ndarray]:
     """A model file's arrays with random weights of the served shape (hidden units, this code's features)."""
     rng = np.random.default_rng(seed)

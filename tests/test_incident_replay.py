@@ -74,8 +74,10 @@ def test_after_approval_and_re_test_only_the_approvers_reset_restarts_the_welder
 
 def test_the_other_permits_run_undisturbed(replayed):
     others = [c for c in _lines(replayed / "commands.jsonl") if c["permit"] != "HW-201"]
-    assert sorted(c["permit"] for c in others) == ["CS-202", "HT-203"]
-    assert all(c["kind"] == "ENABLE" for c in others)
+    assert sorted(c["permit"] for c in others if c["kind"] == "ENABLE") == ["CS-202", "HT-203"]
+    assert [c for c in others if c["kind"] == "HARD_STOP"] == []
+    # The risk model may notify a team leader (BLUE) or a guardian; nothing else reaches the other permits.
+    assert all(c["kind"] == "ENABLE" or any(r["code"].startswith("RISK_") for r in c["reasons"]) for c in others)
 
 
 def test_the_evidence_chain_of_the_replay_verifies(replayed, capsys):

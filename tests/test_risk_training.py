@@ -326,6 +326,12 @@ def test_when_no_red_keeps_false_red_within_the_cap_red_is_the_highest_candidate
     assert not search.red_feasible and search.thresholds.red == 1.0
 
 
+def test_the_chosen_thresholds_carry_the_air_rule_they_were_chosen_with():
+    sequences, scores, hazards, crossings = validation_set(spike=0.6)
+    th = choose_thresholds(scores, sequences, hazards, crossings, air_yellow=0.5, air_yellow_steps=120)
+    assert (th.air_yellow, th.air_yellow_steps) == (0.5, 120)
+
+
 def test_a_fixed_red_is_kept():
     sequences, scores, hazards, crossings = validation_set(spike=0.6)
     th = choose_thresholds(scores, sequences, hazards, crossings, red=1.0)

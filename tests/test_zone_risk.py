@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 
 from interlock.config import load_config
 from interlock.risk_inputs import RAW
-from interlock.risk_grade import GradeState, grade_series, grade_step
+from interlock.risk_features import (FEATURE_WIDTH, features_sequence, features_step, new_feature_state,
+                                     worst_fraction, worst_fractions)
+from interlock.risk_grade import NONE, YELLOW, GradeState, RiskThresholds, grade_series, grade_step
 from interlock.site import Site
 from interlock.zone_risk import RISK_GROUP_ZONES, tick_phase
-from risk_probe import PROBE, run_lel, started
+from risk_probe import PROBE, blind_model, run_lel, started
 from site_records import SECOND, HotWorkSite, codes, commands, faults, gas_v2, hot_work_permit
 
 
@@ -239,3 +241,65 @@ def test_grading_one_step_at_a_time_gives_the_grades_of_the_whole_series(scores)
     state = GradeState()
     stepped = [grade_step(state, score, thresholds) for score in scores]
     assert stepped == grade_series(np.array(scores), thresholds).tolist()
+
+
+# --- the air rule: YELLOW when the air has stayed near a limit, whatever the score ----------------------------------
+
+
+def test_air_held_at_half_a_limit_for_the_rules_steps_raises_yellow_whatever_the_score():
+    site = started(blind_model(air_yellow=0.5, air_yellow_steps=3))
+    run_lel(site, 6.0, 2)  # 0.6 of the 10 %LEL limit
+    assert risk_commands(site) == []
+    run_lel(site, 6.0, 1)
+    [alert] = risk_commands(site)
+    assert codes(alert) == ["RISK_YELLOW"] and alert["risk"]["grade"] == "YELLOW" and alert["risk"]["score"] < 0.05
+    [fault] = faults(site, "RISK_YELLOW", "raised")
+    assert "the air has stayed at 0.5 of a gas limit or more for 3 risk steps" in fault["detail"]
+    assert "LEL 6 %" in fault["detail"]
+
+
+def test_air_under_the_rules_level_raises_nothing_from_a_model_that_scores_low():
+    site = started(blind_model(air_yellow=0.5, air_yellow_steps=3))
+    run_lel(site, 4.0, 10)
+    assert risk_commands(site) == []
+
+
+def test_the_air_rule_counts_steps_in_a_row():
+    rule = RiskThresholds(blue=0.2, yellow=0.5, red=0.8, air_yellow=0.5, air_yellow_steps=3)
+    grades = grade_series(np.zeros(7), rule, np.array([0.6, 0.6, 0.4, 0.6, 0.6, 0.6, 0.6]))
+    assert grades.tolist() == [NONE, NONE, NONE, NONE, NONE, YELLOW, YELLOW]
+
+
+def test_a_yellow_by_the_air_falls_only_after_the_air_is_back_under_the_level_for_the_release_steps():
+    rule = RiskThresholds(blue=0.2, yellow=0.5, red=0.8, release_steps=2, air_yellow=0.5, air_yellow_steps=1)
+    grades = grade_series(np.zeros(6), rule, np.array([0.6, 0.6, 0.6, 0.3, 0.3, 0.3]))
+    assert grades.tolist() == [YELLOW, YELLOW, YELLOW, YELLOW, NONE, NONE]
+
+
+def test_model_files_made_before_the_air_rule_grade_by_the_score_alone():
+    rule = RiskThresholds(blue=0.2, yellow=0.5, red=0.8)
+    assert rule.air_yellow == 0.0
+    assert grade_series(np.zeros(5), rule, np.full(5, 2.0)).tolist() == [NONE] * 5
+
+
+def test_the_air_rule_reads_the_worst_channel_the_features_hold():
+    raw = np.full((3, len(RAW)), np.nan)
+    raw[:, RAW["dt_s"]] = 1.0
+    raw[:, RAW["lel"]], raw[:, RAW["limit_lel"]] = (2.0, 7.0, np.nan), 10.0
+    raw[:, RAW["co"]], raw[:, RAW["limit_co"]] = 13.0, 26.0
+    assert worst_fractions(features_sequence(raw)).tolist() == [0.5, 0.7, 0.7]  # an unknown channel holds its value
+    state = new_feature_state()
+    for row in raw:
+        features_step(row, state, np.empty(FEATURE_WIDTH))
+    assert worst_fraction(state) == 0.7
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.3, 0.5, 0.7, 0.85]), st.sampled_from([0.0, 0.4, 0.5, 0.9])),
+                min_size=1, max_size=80))
+def test_grading_one_step_at_a_time_with_the_air_rule_gives_the_grades_of_the_whole_series(steps):
+    rule = RiskThresholds(blue=0.2, yellow=0.6, red=0.8, red_confirm_steps=2, release_steps=3, air_yellow=0.5,
+                          air_yellow_steps=2)
+    state = GradeState()
+    stepped = [grade_step(state, score, rule, air) for score, air in steps]
+    assert stepped == grade_series(np.array([s for s, _ in steps]), rule, np.array([a for _, a in steps])).tolist()

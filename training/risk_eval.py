@@ -258,7 +258,8 @@ def evaluate(sequences: Sequence[ZoneSequence], hazards: Sequence[Hazard], cross
     methods = []
     for name in [n for n in METHODS if n in scores] + sorted(n for n in scores if n not in METHODS):
         th, source = thresholds[name]
-        grades = [grade_series(s, th) for s in scores[name]]
+        grades = [grade_series(s, th, prep.air[prep.offsets[i]:prep.offsets[i + 1]])
+                  for i, s in enumerate(scores[name])]
         metrics = evaluate_grades(sequences, grades, scores[name], hazards, crossings, thresholds=th, prepared=prep)
         methods.append(MethodResult(name, LABELS.get(name, name), th, source, metrics,
                                     false_red_causes(sequences, metrics, th.red_confirm_steps)))
@@ -479,10 +480,12 @@ def _table_air_moved(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
 
 
 def _thresholds_table(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
-    head = ["method", "blue", "yellow", "red", "red confirm steps", "release", "chosen"]
+    head = ["method", "blue", "yellow", "red", "red confirm steps", "release", "YELLOW by the air", "chosen"]
     rows = [[m.label, _fmt(m.thresholds.blue, 4), _fmt(m.thresholds.yellow, 4), _fmt(m.thresholds.red, 4),
              str(m.thresholds.red_confirm_steps),
-             f"{m.thresholds.release_steps} steps under {m.thresholds.release_ratio:g} x", m.thresholds_source]
+             f"{m.thresholds.release_steps} steps under {m.thresholds.release_ratio:g} x",
+             (f"{m.thresholds.air_yellow:g} of a limit for {m.thresholds.air_yellow_steps} steps"
+              if m.thresholds.air_yellow > 0 else "no"), m.thresholds_source]
             for m in ev.methods]
     return head, rows
 

@@ -48,7 +48,7 @@ import msgspec
 import numpy as np
 
 from interlock import risk_inputs as R
-from interlock.risk_features import O2_AIR
+from interlock.risk_features import O2_AIR, features_sequence, worst_fractions
 from interlock.risk_grade import BLUE, NONE, RED, YELLOW, RiskThresholds, grade_series
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
@@ -272,6 +272,8 @@ class Prepared:
     hazards: list[Hazard]
     """Every hazard of the evaluated zones."""
     crossed: list[_HazardRows]
+    air: np.ndarray
+    """float64: the zone's worst fraction of a gas limit at each row, as the grades' air rule reads it."""
 
     @property
     def rows(self) -> int:
@@ -308,10 +310,13 @@ def prepare(sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard], crossi
     over = np.zeros(total, dtype=bool)
     benign = np.zeros(total, dtype=bool)
     first_row = np.zeros(total, dtype=bool)
+    air = np.empty(total, dtype=np.float64)
     for i, s in enumerate(sequences):
         a, b = int(offsets[i]), int(offsets[i + 1])
         t = np.asarray(s.t_ms, dtype=np.int64)
         t_all[a:b] = t
+        if b > a:
+            air[a:b] = worst_fractions(features_sequence(s.raw))
         if b > a:
             first_row[a] = True
         label[a:b] = np.asarray(s.label, dtype=bool)
@@ -352,7 +357,7 @@ def prepare(sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard], crossi
             air_moved_10min=moved,
         ))
     return Prepared(sequences, offsets, t_all, first_row, edge_true, label, over, benign, total / 3600.0, kept,
-                    crossed)
+                    crossed, air)
 
 
 def grade_all(scores: Sequence[np.ndarray], thresholds: RiskThresholds, prepared: Prepared,
@@ -367,7 +372,7 @@ def grade_all(scores: Sequence[np.ndarray], thresholds: RiskThresholds, prepared
         a, b = int(off[i]), int(off[i + 1])
         if s.shape[0] != b - a:
             raise ValueError(f"sequence {i} has {b - a} steps but {s.shape[0]} scores")
-        out[a:b] = grade_series(s, thresholds)
+        out[a:b] = grade_series(s, thresholds, prepared.air[a:b])
     return out
 
 
@@ -595,7 +600,8 @@ def threshold_search(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSeque
                      max_benign_warning_share: float = MAX_BENIGN_WARNING_SHARE,
                      red: float | None = None, blue_ratio: float = BLUE_RATIO,
                      red_confirm_steps: int | None = None, release_ratio: float | None = None,
-                     release_steps: int | None = None, refine: int = 6,
+                     release_steps: int | None = None, air_yellow: float | None = None,
+                     air_yellow_steps: int | None = None, refine: int = 6,
                      prepared: Prepared | None = None) -> ThresholdSearch:
     """`choose_thresholds` with what every candidate gave (module docstring); `red` fixes the red threshold."""
     prep = prepared if prepared is not None else prepare(sequences, hazards, crossings)
@@ -606,12 +612,18 @@ def threshold_search(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSeque
         rules["release_ratio"] = float(release_ratio)
     if release_steps is not None:
         rules["release_steps"] = int(release_steps)
+    if air_yellow is not None:
+        rules["air_yellow"] = float(air_yellow)
+    if air_yellow_steps is not None:
+        rules["air_yellow_steps"] = int(air_yellow_steps)
     buffer = np.empty(prep.rows, dtype=np.int8)
     cache_red: dict[float, float] = {}
 
+    red_rules = {k: v for k, v in rules.items() if not k.startswith("air_")}  # the air rule raises no RED
+
     def false_red_rate(r: float) -> float:
         if r not in cache_red:
-            g = grade_all(scores, RiskThresholds(blue=r, yellow=r, red=r, **rules), prep, buffer)
+            g = grade_all(scores, RiskThresholds(blue=r, yellow=r, red=r, **red_rules), prep, buffer)
             cache_red[r] = _rate(_false_edges(g, RED, prep)[1], prep.hours)
         return cache_red[r]
 
@@ -702,7 +714,8 @@ def choose_thresholds(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSequ
     `max_false_red_per_100h`, yellow maximising recall >= 10 min with at most `max_false_warnings_per_100h` false
     warnings and at most `max_benign_warning_share` of benign steps YELLOW or higher, blue `blue_ratio` x yellow
     (module docstring). `red` fixes red (threshold-only: 1.0); `rules`
-    (red_confirm_steps, release_ratio, release_steps) override the RiskThresholds defaults."""
+    (red_confirm_steps, release_ratio, release_steps, air_yellow, air_yellow_steps) override the RiskThresholds
+    defaults."""
     return threshold_search(scores, sequences, hazards, crossings, max_false_red_per_100h=max_false_red_per_100h,
                             max_false_warnings_per_100h=max_false_warnings_per_100h,
                             max_benign_warning_share=max_benign_warning_share, red=red,

@@ -79,6 +79,11 @@ RUN_UP_S = 600.0
 minutes before the crossing). Their label is 0, but a score rising there is early, not false; `run_up_weight` is
 their loss weight."""
 MIN_SCALE = 1e-3
+AIR_YELLOW = 0.5
+AIR_YELLOW_STEPS = 180
+"""The air rule a trained model's grades carry (interlock.risk_grade): YELLOW when the zone's air has stayed at half a
+gas limit or more for 3 minutes. Chosen on validation data (docs/risk_model.md): it warns the slow creeps towards a
+limit that the model scores late, and adds about one false warning per 100 zone-hours."""
 PLACEHOLDER_THRESHOLDS = {"blue": 0.25, "yellow": 0.5, "red": 0.75}
 """Only while the thresholds are being chosen: a model file cannot be read without thresholds."""
 
@@ -472,7 +477,8 @@ def train(
 
         meta["thresholds"] = {"blue": thresholds.blue, "yellow": thresholds.yellow, "red": thresholds.red,
                               "red_confirm_steps": thresholds.red_confirm_steps,
-                              "release_ratio": thresholds.release_ratio, "release_steps": thresholds.release_steps}
+                              "release_ratio": thresholds.release_ratio, "release_steps": thresholds.release_steps,
+                              "air_yellow": thresholds.air_yellow, "air_yellow_steps": thresholds.air_yellow_steps}
         meta["trained"] = {
             **(trained_extra or {}),
             "hidden": hidden, "epochs": epochs, "best_epoch": best[1], "select": select, "seed": seed,
@@ -538,6 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-benign-share", type=float, default=None, metavar="SHARE",
                    help="share of benign steps the yellow threshold may grade YELLOW or higher on validation "
                         "(default: training.risk_metrics.MAX_BENIGN_WARNING_SHARE)")
+    p.add_argument("--air-yellow", type=float, default=AIR_YELLOW, metavar="FRACTION",
+                   help=f"YELLOW also when the zone's air stays at or over this fraction of a gas limit for "
+                        f"--air-yellow-steps steps (default {AIR_YELLOW:g}; 0: no air rule)")
+    p.add_argument("--air-yellow-steps", type=int, default=AIR_YELLOW_STEPS, metavar="N",
+                   help=f"steps (seconds) the air must stay there (default {AIR_YELLOW_STEPS})")
     p.add_argument("--benign-keep", type=float, default=1.0,
                    help="share of benign-only zones trained on per epoch (default 1: all)")
     p.add_argument("--lr-decay", choices=LR_DECAYS, default="none",
@@ -580,9 +591,11 @@ def load_recordings(directory: str | Path, labels_path: str | Path):
 
 
 def _threshold_options(args: argparse.Namespace) -> dict[str, float]:
-    """The threshold search's caps given on the command line (the others keep training.risk_metrics' defaults)."""
+    """The threshold search's caps given on the command line (the others keep training.risk_metrics' defaults) and
+    the air rule the model file will carry."""
     options = {"max_false_warnings_per_100h": args.max_false_warnings, "max_benign_warning_share": args.max_benign_share}
-    return {name: value for name, value in options.items() if value is not None}
+    return {**{name: value for name, value in options.items() if value is not None},
+            "air_yellow": args.air_yellow, "air_yellow_steps": args.air_yellow_steps}
 
 
 def main(argv: list[str] | None = None) -> int:
