@@ -47,9 +47,9 @@ from typing import Iterable, Sequence
 import msgspec
 import numpy as np
 
-from interlock import risk_inputs as R
-from interlock.risk_features import O2_AIR, features_sequence, worst_fractions
+from interlock.risk_features import CHANNELS, features_sequence, worst_fractions
 from interlock.risk_grade import BLUE, NONE, RED, YELLOW, RiskThresholds, grade_series
+from training.risk_baselines import hazard_fractions
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
 WARN_AHEAD_S = 600
@@ -132,7 +132,8 @@ class HazardLead(msgspec.Struct):
     air_moved_10min: float = math.nan
     """How far the crossed channel had moved, as a fraction of its limit, by the last moment a 10-minute warning could
     come (its mean over the 30 s up to first crossing - 600 s, less its median over the 120 s before the hazard began,
-    as the detectors reported it); NaN when the channel or the readings are unknown."""
+    as the detectors reported it: `training.risk_baselines.hazard_fractions`, O2 its deficiency or enrichment); NaN
+    when the channel or the readings are unknown."""
 
 
 class EdgeEvent(msgspec.Struct):
@@ -228,23 +229,11 @@ AIR_AT_S = 30
 warning was last due the mean of the 30 s up to then."""
 
 
-def channel_fractions(raw: np.ndarray, channel: str) -> np.ndarray:
-    """A crossed channel's hazard fraction at each step (0 in clean air, 1 at the limit, as the features read it;
-    for o2 the larger of deficiency and enrichment); NaN where unknown."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if channel == "o2":
-            low = (O2_AIR - raw[:, R.RAW["o2_low"]]) / (O2_AIR - raw[:, R.RAW["limit_o2_min"]])
-            high = (raw[:, R.RAW["o2_high"]] - O2_AIR) / (raw[:, R.RAW["limit_o2_max"]] - O2_AIR)
-            return np.fmax(low, high)
-        if channel in ("lel", "h2s", "co"):
-            return raw[:, R.RAW[channel]] / raw[:, R.RAW[f"limit_{channel}"]]
-    return np.full(raw.shape[0], np.nan)
-
-
 def _air_moved(raw: np.ndarray, t: np.ndarray, channel: str | None, start_ms: int, due_ms: int) -> float:
-    if channel is None or due_ms <= start_ms:
+    if channel is None or due_ms <= start_ms or (channel != "o2" and channel not in CHANNELS):
         return math.nan
-    x = channel_fractions(raw, channel)
+    fractions = hazard_fractions(raw)[0]
+    x = np.fmax(fractions[:, 0], fractions[:, 1]) if channel == "o2" else fractions[:, CHANNELS.index(channel)]
     before = x[int(np.searchsorted(t, start_ms - AIR_BEFORE_S * 1000, side="left")):int(np.searchsorted(t, start_ms, side="right"))]
     at = x[int(np.searchsorted(t, due_ms - AIR_AT_S * 1000, side="left")):int(np.searchsorted(t, due_ms, side="right"))]
     before, at = before[np.isfinite(before)], at[np.isfinite(at)]
@@ -724,6 +713,6 @@ def choose_thresholds(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSequ
 
 __all__ = [
     "BLUE", "DEFINITIONS", "DETAILS", "NONE", "RED", "YELLOW", "Candidate", "EdgeEvent", "HazardLead", "KindMetrics", "OperatingPoint",
-    "PRCurve", "Prepared", "RiskMetrics", "ThresholdSearch", "candidate_thresholds", "channel_fractions", "choose_thresholds",
+    "PRCurve", "Prepared", "RiskMetrics", "ThresholdSearch", "candidate_thresholds", "choose_thresholds",
     "evaluate_grades", "grade_all", "prepare", "pr_curve", "threshold_search",
 ]
