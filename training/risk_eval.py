@@ -30,7 +30,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import msgspec
 import numpy as np
@@ -38,8 +38,8 @@ import numpy as np
 from interlock.risk_grade import RiskThresholds, grade_series
 from training import risk_baselines as B
 from training.risk_metrics import (
-    DEFINITIONS, DETAILS, MAX_BENIGN_WARNING_SHARE, MAX_FALSE_RED_PER_100H, MAX_FALSE_WARNINGS_PER_100H, RiskMetrics, evaluate_grades, prepare,
-    WARN_AHEAD_S, threshold_search,
+    DEFINITIONS, DETAILS, MAX_BENIGN_WARNING_SHARE, MAX_FALSE_RED_PER_100H, MAX_FALSE_WARNINGS_PER_100H, HazardLead, RiskMetrics, evaluate_grades,
+    prepare, WARN_AHEAD_S, threshold_search,
 )
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
@@ -430,21 +430,28 @@ def _slack_label(low: float, high: float) -> str:
     return f">= {low:g} s" if math.isinf(high) else f"{low:g}-{high:g} s"
 
 
+def _warned_by(ev: Evaluation, first: str, buckets: Sequence[tuple[str, Callable[[HazardLead], bool]]],
+               optional: tuple[str, ...] = ()) -> tuple[list[str], list[list[str]]]:
+    """Hazards of the 10-minute population warned 10 min ahead, each method side by side, per bucket (its label and
+    which hazards it holds); an `optional` bucket no hazard falls in is left out."""
+    head = [first, "hazards", *(f"warned >= 10 min: {m.label}" for m in ev.methods)]
+    rows = []
+    for label, holds in buckets:
+        counts = []
+        for m in ev.methods:
+            inside = [x for x in m.metrics.leads if x.warned_10min is not None and holds(x)]
+            counts.append((sum(1 for x in inside if x.warned_10min), len(inside)))
+        if label not in optional or (counts and counts[0][1]):
+            rows.append([label, str(counts[0][1]) if counts else "0", *(f"{warned}/{n}" for warned, n in counts)])
+    return head, rows
+
+
 def _table_slack(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
     """Warned 10 min ahead by the slack a hazard left: a hazard that crossed 614 s after it began had to be warned
     within 14 s of its start, before its gas showed, to count."""
-    head = ["a 10-min warning had to come within (of the hazard's start)", "hazards",
-            *(f"warned >= 10 min: {m.label}" for m in ev.methods)]
-    rows = []
-    for low, high in SLACK_BUCKETS_S:
-        counts = []
-        for m in ev.methods:
-            inside = [x for x in m.metrics.leads
-                      if x.warned_10min is not None and low <= x.possible_lead_s - WARN_AHEAD_S < high]
-            counts.append((sum(1 for x in inside if x.warned_10min), len(inside)))
-        rows.append([_slack_label(low, high), str(counts[0][1]) if counts else "0",
-                     *(f"{warned}/{n}" for warned, n in counts)])
-    return head, rows
+    return _warned_by(ev, "a 10-min warning had to come within (of the hazard's start)", [
+        (_slack_label(low, high), lambda x, low=low, high=high: low <= x.possible_lead_s - WARN_AHEAD_S < high)
+        for low, high in SLACK_BUCKETS_S])
 
 
 AIR_MOVED_BUCKETS: tuple[tuple[float, float], ...] = (
@@ -462,21 +469,10 @@ def _moved_label(low: float, high: float) -> str:
 def _table_air_moved(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
     """Warned 10 min ahead by how far the air had moved when the warning was last due: a hazard whose gas had not
     risen above the air's ordinary ups and downs by then gave no scorer anything to warn on."""
-    head = ["crossed channel had moved by (fraction of its limit)", "hazards",
-            *(f"warned >= 10 min: {m.label}" for m in ev.methods)]
-    rows = []
-    buckets = [*AIR_MOVED_BUCKETS, (math.nan, math.nan)]
-    for low, high in buckets:
-        counts = []
-        for m in ev.methods:
-            inside = [x for x in m.metrics.leads if x.warned_10min is not None and (
-                math.isnan(x.air_moved_10min) if math.isnan(low) else low <= x.air_moved_10min < high)]
-            counts.append((sum(1 for x in inside if x.warned_10min), len(inside)))
-        if math.isnan(low) and not (counts and counts[0][1]):
-            continue
-        rows.append(["unknown" if math.isnan(low) else _moved_label(low, high), str(counts[0][1]) if counts else "0",
-                     *(f"{warned}/{n}" for warned, n in counts)])
-    return head, rows
+    return _warned_by(ev, "crossed channel had moved by (fraction of its limit)", [
+        *((_moved_label(low, high), lambda x, low=low, high=high: low <= x.air_moved_10min < high)
+          for low, high in AIR_MOVED_BUCKETS),
+        ("unknown", lambda x: math.isnan(x.air_moved_10min))], optional=("unknown",))
 
 
 def _thresholds_table(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
