@@ -35,11 +35,11 @@ from typing import Any, Callable, Sequence
 import msgspec
 import numpy as np
 
-from interlock.risk_grade import RiskThresholds, grade_series
+from interlock.risk_grade import RiskThresholds
 from training import risk_baselines as B
 from training.risk_metrics import (
     DEFINITIONS, DETAILS, MAX_BENIGN_WARNING_SHARE, MAX_FALSE_RED_PER_100H, MAX_FALSE_WARNINGS_PER_100H, HazardLead, RiskMetrics, evaluate_grades,
-    prepare, WARN_AHEAD_S, threshold_search,
+    grade_all, prepare, WARN_AHEAD_S, threshold_search,
 )
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
@@ -258,8 +258,7 @@ def evaluate(sequences: Sequence[ZoneSequence], hazards: Sequence[Hazard], cross
     methods = []
     for name in [n for n in METHODS if n in scores] + sorted(n for n in scores if n not in METHODS):
         th, source = thresholds[name]
-        grades = [grade_series(s, th, prep.air[prep.offsets[i]:prep.offsets[i + 1]])
-                  for i, s in enumerate(scores[name])]
+        grades = np.split(grade_all(scores[name], th, prep), prep.offsets[1:-1])
         metrics = evaluate_grades(sequences, grades, scores[name], hazards, crossings, thresholds=th, prepared=prep)
         methods.append(MethodResult(name, LABELS.get(name, name), th, source, metrics,
                                     false_red_causes(sequences, metrics, th.red_confirm_steps)))

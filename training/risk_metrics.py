@@ -232,11 +232,18 @@ warning was last due the mean of the 30 s up to then."""
 def _air_moved(raw: np.ndarray, t: np.ndarray, channel: str | None, start_ms: int, due_ms: int) -> float:
     if channel is None or due_ms <= start_ms or (channel != "o2" and channel not in CHANNELS):
         return math.nan
-    fractions = hazard_fractions(raw)[0]
-    x = np.fmax(fractions[:, 0], fractions[:, 1]) if channel == "o2" else fractions[:, CHANNELS.index(channel)]
-    before = x[int(np.searchsorted(t, start_ms - AIR_BEFORE_S * 1000, side="left")):int(np.searchsorted(t, start_ms, side="right"))]
-    at = x[int(np.searchsorted(t, due_ms - AIR_AT_S * 1000, side="left")):int(np.searchsorted(t, due_ms, side="right"))]
-    before, at = before[np.isfinite(before)], at[np.isfinite(at)]
+
+    def known(lo_ms: int, hi_ms: int) -> np.ndarray:
+        """The channel's known fractions at the steps in [lo_ms, hi_ms] (only those rows are read)."""
+        rows = raw[int(np.searchsorted(t, lo_ms, side="left")):int(np.searchsorted(t, hi_ms, side="right"))]
+        if not rows.shape[0]:
+            return np.zeros(0)
+        fractions = hazard_fractions(rows)[0]
+        x = np.fmax(fractions[:, 0], fractions[:, 1]) if channel == "o2" else fractions[:, CHANNELS.index(channel)]
+        return x[np.isfinite(x)]
+
+    before = known(start_ms - AIR_BEFORE_S * 1000, start_ms)
+    at = known(due_ms - AIR_AT_S * 1000, due_ms)
     if not before.size or not at.size:
         return math.nan
     return float(np.mean(at) - np.median(before))
