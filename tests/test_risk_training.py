@@ -210,6 +210,12 @@ def test_a_false_warning_during_a_hazard_that_never_crossed_is_counted_apart_fro
     assert (m.false_warnings, m.false_warnings_benign) == (2, 1)
 
 
+def test_blue_notices_on_benign_air_are_counted_and_those_during_a_hazard_are_not():
+    m = one_zone(graded(HOUR, (100, 200, BLUE), (300, 400, YELLOW), (1000, 1100, BLUE), (3000, 3100, BLUE)),
+                 active=(900, 1200))
+    assert m.blue_notices_benign == 3 and m.blue_notices_benign_per_100h == 300.0
+
+
 def test_a_red_edge_while_the_zone_is_over_a_limit_is_not_a_false_red():
     m = one_zone(graded(HOUR, (600, 700, RED)), over=(500, 1500))
     assert (m.red_edges, m.false_red) == (1, 0)
@@ -294,7 +300,23 @@ def test_chosen_thresholds_rise_from_blue_to_yellow_to_red():
     sequences, scores, hazards, crossings = validation_set(spike=0.6)
     th = choose_thresholds(scores, sequences, hazards, crossings)
     assert 0 < th.blue <= th.yellow <= th.red <= 1
-    assert th.blue == pytest.approx(0.5 * th.yellow)
+
+
+def test_blue_is_half_of_yellow_when_benign_zones_stay_calm_there():
+    sequences, scores, hazards, crossings = validation_set(spike=None)
+    search = threshold_search(scores, sequences, hazards, crossings, red=1.0)  # yellow 0.55, benign zones at 0.1
+    assert search.thresholds.blue == pytest.approx(0.5 * search.thresholds.yellow)
+    assert search.blue_notices_benign_per_100h == 0.0
+
+
+def test_blue_rises_over_a_benign_spike_that_would_notify_the_team_leader_too_often():
+    sequences, scores, hazards, crossings = validation_set(spike=0.35)
+    search = threshold_search(scores, sequences, hazards, crossings, red=1.0)  # one notice in 4 zone-hours: 25 per 100
+    assert 0.35 < search.thresholds.blue <= search.thresholds.yellow
+    assert search.blue_notices_benign_per_100h == 0.0 and search.recall_10min == 1.0
+    allowed = threshold_search(scores, sequences, hazards, crossings, red=1.0, max_benign_blue_per_100h=25.0)
+    assert allowed.thresholds.blue == pytest.approx(0.5 * allowed.thresholds.yellow)
+    assert allowed.thresholds.blue < 0.35 and allowed.thresholds.yellow == search.thresholds.yellow
 
 
 def test_the_chosen_red_keeps_false_red_within_the_cap_on_the_data_it_was_chosen_on():

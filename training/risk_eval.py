@@ -38,7 +38,7 @@ import numpy as np
 from interlock.risk_grade import RiskThresholds
 from training import risk_baselines as B
 from training.risk_metrics import (
-    DEFINITIONS, DETAILS, MAX_BENIGN_WARNING_SHARE, MAX_FALSE_RED_PER_100H, MAX_FALSE_WARNINGS_PER_100H, HazardLead, RiskMetrics, evaluate_grades,
+    DEFINITIONS, DETAILS, MAX_BENIGN_BLUE_PER_100H, MAX_BENIGN_WARNING_SHARE, MAX_FALSE_RED_PER_100H, MAX_FALSE_WARNINGS_PER_100H, HazardLead, RiskMetrics, evaluate_grades,
     grade_all, prepare, WARN_AHEAD_S, threshold_search,
 )
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
@@ -124,7 +124,8 @@ THRESHOLD_RULE = (
     f"{MAX_FALSE_RED_PER_100H:g} per 100 zone-hours (a margin under the budget of 1), yellow maximising recall "
     f">= 10 min with at most {MAX_FALSE_WARNINGS_PER_100H:g} false warnings per 100 zone-hours and at most "
     f"{100 * MAX_BENIGN_WARNING_SHARE:g} % of benign steps YELLOW or higher (when yellow = red already gives more, "
-    f"that much more than yellow = red gives), blue half of yellow; "
+    f"that much more than yellow = red gives), blue the lowest from half of yellow up giving at most "
+    f"{MAX_BENIGN_BLUE_PER_100H:g} BLUE notices with no hazard active per 100 zone-hours; "
     f"threshold-only keeps red at 1.0 (the limit); when no red meets its cap, red is 1.0.")
 
 
@@ -397,6 +398,8 @@ def _table_main(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
     row("of them with no hazard active", lambda x: f"{_fmt(x.false_red_benign_per_100h)} ({x.false_red_benign})")
     row("false warnings / 100 zone-hours", lambda x: f"{_fmt(x.false_warnings_per_100h)} ({x.false_warnings})")
     row("of them with no hazard active", lambda x: f"{_fmt(x.false_warnings_benign_per_100h)} ({x.false_warnings_benign})")
+    row("BLUE notices with no hazard active / 100 zone-hours",
+        lambda x: f"{_fmt(x.blue_notices_benign_per_100h)} ({x.blue_notices_benign})")
     row("episode precision", lambda x: f"{_fmt_pct(x.episode_precision)} ({x.true_warning_edges}/{x.warning_edges})")
     row("benign steps YELLOW or higher", lambda x: _fmt_pct(x.benign_warning_share))
     row("average precision", lambda x: _fmt(x.average_precision, 3))

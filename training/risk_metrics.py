@@ -33,7 +33,10 @@ candidate keep false RED at or under `max_false_red_per_100h` (default 0.5: a ma
 ten 8-hour shifts) and at most `max_benign_warning_share` (2 %) of benign steps (no hazard active, no crossing
 within 12 min) graded YELLOW or higher (a zone left YELLOW all day gives few edges but is no warning), the highest
 such yellow on a tie; when even yellow = red gives more than a cap (its RED alarms alone do), yellow may add at
-most that cap on top of what yellow = red gives; **blue** = `blue_ratio` (0.5) x yellow. The confirmation and
+most that cap on top of what yellow = red gives; **blue** is the lowest candidate from `blue_ratio` (0.5) x yellow
+up to yellow such that it and every higher one give at most `max_benign_blue_per_100h` (10) **BLUE notices with no
+hazard active** per 100 zone-hours (rising edges into BLUE-or-higher at benign steps: a team leader told about
+clean air at every entry stops reading the notices), yellow when none does. The confirmation and
 release rules stay at `RiskThresholds` defaults unless given. Candidates are a fixed grid, the scores' upper
 quantiles and points next to 1, refined by bisection at the red boundary.
 """
@@ -63,6 +66,9 @@ MAX_BENIGN_WARNING_SHARE = 0.02
 """A yellow that keeps benign zones YELLOW all day gives few rising edges: the search also caps the share of benign
 steps (no hazard active, no crossing within 12 min) graded YELLOW or higher."""
 BLUE_RATIO = 0.5
+MAX_BENIGN_BLUE_PER_100H = 10.0
+"""BLUE notices (rising edges into BLUE-or-higher) with no hazard active that blue may give per 100 zone-hours: about
+one per zone per ten hours of clean air."""
 PR_POINTS = 200
 
 DEFINITIONS: tuple[tuple[str, str], ...] = (
@@ -88,6 +94,8 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
 DETAILS: tuple[str, ...] = (
     "A rising edge is a step whose grade is at or over the level while the previous step's was under it; a zone's "
     "first step counts as coming from NONE. Rates are 100 x count / zone-hours, zone-hours = evaluated steps / 3600.",
+    "BLUE notices with no hazard active: rising edges into BLUE-or-higher at benign steps (no hazard active in the "
+    "zone, no crossing within 12 min), what a team leader is told about clean air.",
     "Recall any time: a crossed hazard is warned when its zone is YELLOW or RED at some step in [hazard start, first "
     "crossing). Median lead over the >= 600 s population uses the same per-hazard lead times.",
     "Average precision: the sum over distinct score thresholds, high to low, of the recall gained times the "
@@ -205,6 +213,9 @@ class RiskMetrics(msgspec.Struct):
     """False warnings while no hazard was active in the zone: the nuisance alarms (the rest came during a real leak,
     purge or failure whose air came close to a limit without crossing it within 12 minutes)."""
     false_warnings_benign_per_100h: float = 0.0
+    blue_notices_benign: int = 0
+    """Rising edges into BLUE-or-higher at benign steps (no hazard active, no crossing within 12 min)."""
+    blue_notices_benign_per_100h: float = 0.0
 
 
 @dataclass
@@ -409,6 +420,11 @@ def _false_edges(grades: np.ndarray, level: int, prepared: Prepared) -> tuple[np
     return edges, int(np.count_nonzero(~prepared.edge_true[edges]))
 
 
+def _benign_rises(grades: np.ndarray, level: int, prepared: Prepared) -> int:
+    """Rising edges into `level` or higher at benign steps (no hazard active, no crossing within 12 min)."""
+    return int(np.count_nonzero(_rising(grades >= level, prepared.first_row) & prepared.benign))
+
+
 def _warned(grades: np.ndarray, prepared: Prepared) -> tuple[int, int, int, int]:
     """(population 10 min, warned 10 min, crossed, warned any time) of the prepared crossed hazards."""
     pop = w10 = wany = 0
@@ -521,6 +537,7 @@ def evaluate_grades(sequences: Sequence[ZoneSequence], grades: Sequence[np.ndarr
                                           during_hazard=not bool(prep.benign[row])))
     false_red_benign = sum(1 for e in false_events if not e.during_hazard)
     false_warnings_benign = int(np.count_nonzero(~prep.edge_true[warn_rows] & prep.benign[warn_rows]))
+    blue_benign = _benign_rises(g, BLUE, prep)
 
     thr, precision, recall, ap = pr_curve(s, prep.label)
     not_over = ~prep.over_limit
@@ -546,7 +563,8 @@ def evaluate_grades(sequences: Sequence[ZoneSequence], grades: Sequence[np.ndarr
         false_red_events=false_events, pr_curve=_downsample(thr, precision, recall), operating_points=points,
         false_red_benign=false_red_benign, false_red_benign_per_100h=_rate(false_red_benign, prep.hours),
         false_warnings_benign=false_warnings_benign,
-        false_warnings_benign_per_100h=_rate(false_warnings_benign, prep.hours))
+        false_warnings_benign_per_100h=_rate(false_warnings_benign, prep.hours),
+        blue_notices_benign=blue_benign, blue_notices_benign_per_100h=_rate(blue_benign, prep.hours))
 
 
 # --- threshold choice -------------------------------------------------------------------------------------------
@@ -575,6 +593,9 @@ class ThresholdSearch(msgspec.Struct):
     benign_warning_share: float
     red_candidates: list[Candidate]
     yellow_candidates: list[Candidate]
+    blue_candidates: list[Candidate] = []
+    """Each blue tried, its `false_per_100h` the BLUE notices with no hazard active."""
+    blue_notices_benign_per_100h: float = math.nan
 
 
 def candidate_thresholds(scores: Sequence[np.ndarray]) -> np.ndarray:
@@ -594,6 +615,7 @@ def threshold_search(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSeque
                      crossings: Iterable[Crossing], *, max_false_red_per_100h: float = MAX_FALSE_RED_PER_100H,
                      max_false_warnings_per_100h: float = MAX_FALSE_WARNINGS_PER_100H,
                      max_benign_warning_share: float = MAX_BENIGN_WARNING_SHARE,
+                     max_benign_blue_per_100h: float = MAX_BENIGN_BLUE_PER_100H,
                      red: float | None = None, blue_ratio: float = BLUE_RATIO,
                      red_confirm_steps: int | None = None, release_ratio: float | None = None,
                      release_steps: int | None = None, air_yellow: float | None = None,
@@ -690,31 +712,49 @@ def threshold_search(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSeque
     yellow_ok = best is not None and yellow_floor is None
     yellow_value = best[1] if best is not None else red_value
     yellow_rows.sort(key=lambda c: c.threshold)
-    thresholds = RiskThresholds(blue=max(yellow_value * blue_ratio, 1e-6), yellow=yellow_value, red=red_value,
-                                **rules)
+
+    # Blue: from yellow down to blue_ratio x yellow, the lowest with it and every higher one under the notice cap. The
+    # YELLOW and RED edges do not depend on blue, so only the BLUE notices are counted.
+    blue_rows: list[Candidate] = []
+    blue_value = yellow_value
+    floor = max(yellow_value * blue_ratio, 1e-6)
+    for b in sorted({float(c) for c in candidates if floor < c < yellow_value} | {floor}, reverse=True):
+        g = grade_all(scores, RiskThresholds(blue=b, yellow=yellow_value, red=red_value, **rules), prep, buffer)
+        rate = _rate(_benign_rises(g, BLUE, prep), prep.hours)
+        blue_rows.append(Candidate(b, rate, math.nan))
+        if rate > max_benign_blue_per_100h:
+            break
+        blue_value = b
+    blue_rows.sort(key=lambda c: c.threshold)
+    thresholds = RiskThresholds(blue=blue_value, yellow=yellow_value, red=red_value, **rules)
     g = grade_all(scores, thresholds, prep, buffer)
     pop, w10, _, _ = _warned(g, prep)
     return ThresholdSearch(
         thresholds=thresholds, red_feasible=red_ok, yellow_feasible=yellow_ok,
         false_red_per_100h=_rate(_false_edges(g, RED, prep)[1], prep.hours),
         false_warnings_per_100h=_rate(_false_edges(g, YELLOW, prep)[1], prep.hours),
-        recall_10min=_ratio(w10, pop), benign_warning_share=_benign_share(g, prep), red_candidates=red_rows, yellow_candidates=yellow_rows)
+        recall_10min=_ratio(w10, pop), benign_warning_share=_benign_share(g, prep), red_candidates=red_rows,
+        yellow_candidates=yellow_rows, blue_candidates=blue_rows,
+        blue_notices_benign_per_100h=_rate(_benign_rises(g, BLUE, prep), prep.hours))
 
 
 def choose_thresholds(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard],
                       crossings: Iterable[Crossing], *, max_false_red_per_100h: float = MAX_FALSE_RED_PER_100H,
                       max_false_warnings_per_100h: float = MAX_FALSE_WARNINGS_PER_100H,
                       max_benign_warning_share: float = MAX_BENIGN_WARNING_SHARE,
+                      max_benign_blue_per_100h: float = MAX_BENIGN_BLUE_PER_100H,
                       red: float | None = None, blue_ratio: float = BLUE_RATIO, **rules) -> RiskThresholds:
     """Grade thresholds chosen on these (validation) sequences: red the lowest keeping false RED at or under
     `max_false_red_per_100h`, yellow maximising recall >= 10 min with at most `max_false_warnings_per_100h` false
-    warnings and at most `max_benign_warning_share` of benign steps YELLOW or higher, blue `blue_ratio` x yellow
-    (module docstring). `red` fixes red (threshold-only: 1.0); `rules`
+    warnings and at most `max_benign_warning_share` of benign steps YELLOW or higher, blue the lowest from
+    `blue_ratio` x yellow up giving at most `max_benign_blue_per_100h` BLUE notices with no hazard active (module
+    docstring). `red` fixes red (threshold-only: 1.0); `rules`
     (red_confirm_steps, release_ratio, release_steps, air_yellow, air_yellow_steps) override the RiskThresholds
     defaults."""
     return threshold_search(scores, sequences, hazards, crossings, max_false_red_per_100h=max_false_red_per_100h,
                             max_false_warnings_per_100h=max_false_warnings_per_100h,
-                            max_benign_warning_share=max_benign_warning_share, red=red,
+                            max_benign_warning_share=max_benign_warning_share,
+                            max_benign_blue_per_100h=max_benign_blue_per_100h, red=red,
                             blue_ratio=blue_ratio, **rules).thresholds
 
 

@@ -472,7 +472,8 @@ def train(
         thresholds = search.thresholds
         log(f"served (numba) validation AP {served_ap:.4f}; thresholds blue {thresholds.blue:g}, yellow "
             f"{thresholds.yellow:g}, red {thresholds.red:g}: false RED {search.false_red_per_100h:.2f} and false "
-            f"warnings {search.false_warnings_per_100h:.2f} per 100 zone-hours, recall >= 10 min "
+            f"warnings {search.false_warnings_per_100h:.2f} and BLUE notices with no hazard active "
+            f"{search.blue_notices_benign_per_100h:.2f} per 100 zone-hours, recall >= 10 min "
             f"{search.recall_10min:.3f} on validation ({time.monotonic() - t0:.0f} s)")
 
         meta["thresholds"] = {"blue": thresholds.blue, "yellow": thresholds.yellow, "red": thresholds.red,
@@ -544,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-benign-share", type=float, default=None, metavar="SHARE",
                    help="share of benign steps the yellow threshold may grade YELLOW or higher on validation "
                         "(default: training.risk_metrics.MAX_BENIGN_WARNING_SHARE)")
+    p.add_argument("--max-benign-blue", type=float, default=None, metavar="PER_100H",
+                   help="BLUE notices with no hazard active per 100 zone-hours the blue threshold may give on "
+                        "validation (default: training.risk_metrics.MAX_BENIGN_BLUE_PER_100H)")
     p.add_argument("--air-yellow", type=float, default=AIR_YELLOW, metavar="FRACTION",
                    help=f"YELLOW also when the zone's air stays at or over this fraction of a gas limit for "
                         f"--air-yellow-steps steps (default {AIR_YELLOW:g}; 0: no air rule)")
@@ -593,7 +597,8 @@ def load_recordings(directory: str | Path, labels_path: str | Path):
 def _threshold_options(args: argparse.Namespace) -> dict[str, float]:
     """The threshold search's caps given on the command line (the others keep training.risk_metrics' defaults) and
     the air rule the model file will carry."""
-    options = {"max_false_warnings_per_100h": args.max_false_warnings, "max_benign_warning_share": args.max_benign_share}
+    options = {"max_false_warnings_per_100h": args.max_false_warnings, "max_benign_warning_share": args.max_benign_share,
+               "max_benign_blue_per_100h": args.max_benign_blue}
     return {**{name: value for name, value in options.items() if value is not None},
             "air_yellow": args.air_yellow, "air_yellow_steps": args.air_yellow_steps}
 
