@@ -139,7 +139,7 @@ class HazardLead(msgspec.Struct):
     warned_any: bool
     air_moved_10min: float = math.nan
     """How far the crossed channel had moved, as a fraction of its limit, by the last moment a 10-minute warning could
-    come (its mean over the 30 s up to first crossing - 600 s, less its median over the 120 s before the hazard began,
+    come (its median over the 30 s up to first crossing - 600 s, less its median over the 120 s before the hazard began,
     as the detectors reported it: `training.risk_baselines.hazard_fractions`, O2 its deficiency or enrichment); NaN
     when the channel or the readings are unknown."""
 
@@ -237,7 +237,8 @@ class _HazardRows:
 AIR_BEFORE_S = 120
 AIR_AT_S = 30
 """`air_moved_10min`: the air before a hazard is the median of its 120 s before the start, the air when a 10-minute
-warning was last due the mean of the 30 s up to then."""
+warning was last due the median of the 30 s up to then (a bump test's gas on the detector for a few of those
+seconds is not the air)."""
 
 
 def _air_moved(raw: np.ndarray, t: np.ndarray, channel: str | None, start_ms: int, due_ms: int) -> float:
@@ -257,7 +258,7 @@ def _air_moved(raw: np.ndarray, t: np.ndarray, channel: str | None, start_ms: in
     at = known(due_ms - AIR_AT_S * 1000, due_ms)
     if not before.size or not at.size:
         return math.nan
-    return float(np.mean(at) - np.median(before))
+    return float(np.median(at) - np.median(before))
 
 
 @dataclass
