@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import msgspec
 import numpy as np
 
 from interlock.risk_features import FEATURE_WIDTH, features_sequence
@@ -476,10 +477,7 @@ def train(
             f"{search.blue_notices_benign_per_100h:.2f} per 100 zone-hours, recall >= 10 min "
             f"{search.recall_10min:.3f} on validation ({time.monotonic() - t0:.0f} s)")
 
-        meta["thresholds"] = {"blue": thresholds.blue, "yellow": thresholds.yellow, "red": thresholds.red,
-                              "red_confirm_steps": thresholds.red_confirm_steps,
-                              "release_ratio": thresholds.release_ratio, "release_steps": thresholds.release_steps,
-                              "air_yellow": thresholds.air_yellow, "air_yellow_steps": thresholds.air_yellow_steps}
+        meta["thresholds"] = msgspec.structs.asdict(thresholds)
         meta["trained"] = {
             **(trained_extra or {}),
             "hidden": hidden, "epochs": epochs, "best_epoch": best[1], "select": select, "seed": seed,
