@@ -1,8 +1,9 @@
 """Specification: the risk model's training tools (training/), on small hand-made data.
 
 - `risk_metrics.evaluate_grades`: recall >= 10 min and its population, lead time, false RED and false warnings (a
-  rising edge with no crossing of the zone in [t - 60 s, t + 720 s] and the zone not over a limit), their rate per
-  100 zone-hours, and episode precision (training/risk_metrics.py, module docstring).
+  rising edge with no crossing of the zone in [t - 60 s, t + 720 s], the zone not over a limit, and no hazard of the
+  zone between its start and its crossing), their rate per 100 zone-hours, and episode precision
+  (training/risk_metrics.py, module docstring).
 - `risk_metrics.choose_thresholds` / `threshold_search`: blue <= yellow <= red, red keeping false RED within its cap.
 - `risk_labels.parse_labels` and `labels_for`: a site's labels file read, its errors naming the entry and the key;
   label True in the 720 s before a crossing.
@@ -206,6 +207,24 @@ def test_a_red_edge_with_no_crossing_near_is_a_false_red():
 def test_a_red_edge_is_true_from_12_minutes_before_to_1_minute_after_a_crossing(edge_s, false):
     m = one_zone(graded(HOUR, (edge_s, edge_s + 50, RED)), crossings=[crossing(2000)])
     assert (m.red_edges, m.false_red) == (1, false)
+
+
+def test_a_warning_20_minutes_before_the_crossing_of_a_developing_hazard_is_no_false_warning():
+    m = one_zone(graded(HOUR, (1000, 1200, YELLOW), (1200, 1300, RED)), hazards=[hazard(900, 2400)],
+                 crossings=[crossing(2400)], active=(900, 3000))
+    assert (m.warning_edges, m.false_warnings, m.red_edges, m.false_red) == (1, 0, 1, 0)
+
+
+def test_a_warning_before_a_hazard_started_is_false_however_close_its_crossing():
+    m = one_zone(graded(HOUR, (800, 850, YELLOW)), hazards=[hazard(900, 2400)], crossings=[crossing(2400)],
+                 active=(900, 3000))
+    assert m.false_warnings == 1
+
+
+def test_a_warning_after_a_hazards_crossing_with_none_to_follow_is_false():
+    m = one_zone(graded(HOUR, (3300, 3400, YELLOW)), hazards=[hazard(900, 2400)], crossings=[crossing(2400)],
+                 active=(900, 3600))
+    assert m.false_warnings == 1
 
 
 def test_a_false_red_during_a_hazard_that_never_crossed_is_counted_apart_from_one_on_benign_air():

@@ -12,8 +12,9 @@ Definitions (the evaluation report quotes them; `evaluate_grades` computes exact
   graded YELLOW or higher (0 if none before the crossing). Medians over all crossed hazards and over the >= 600 s
   population.
 - **False RED**: a rising edge into RED at t (the zone's first step, or a step whose previous grade was not RED)
-  such that no crossing of that zone falls in [t - 60 s, t + 720 s] and the zone is not over a limit at t
-  (`over_limit`). Rate per 100 zone-hours of the evaluated sequences (100 * count / (steps / 3600)); those with no
+  such that no crossing of that zone falls in [t - 60 s, t + 720 s], the zone is not over a limit at t
+  (`over_limit`), and t is not within [start, first crossing) of a hazard of the zone that crossed (an early warning
+  of it, which the recall counts as one). Rate per 100 zone-hours of the evaluated sequences (100 * count / (steps / 3600)); those with no
   hazard active in the zone (`false_red_benign`) are counted apart. **False
   warnings**: the same for rising edges into YELLOW-or-higher (previous grade NONE or BLUE), also per 100 zone-hours,
   those with no hazard active (`false_warnings_benign`, the nuisance alarms) counted apart.
@@ -59,7 +60,8 @@ WARN_AHEAD_S = 600
 """A warning must come this long before the first crossing to count as 10 minutes ahead."""
 TRUTH_BEFORE_S = 60
 TRUTH_AFTER_S = 720
-"""An edge at t is true when a crossing of the zone falls in [t - 60 s, t + 720 s] (or the zone is over a limit)."""
+"""An edge at t is true when a crossing of the zone falls in [t - 60 s, t + 720 s], the zone is over a limit, or a hazard
+of the zone that crossed has started and not yet crossed."""
 MAX_FALSE_RED_PER_100H = 0.5
 MAX_FALSE_WARNINGS_PER_100H = 10.0
 MAX_BENIGN_WARNING_SHARE = 0.02
@@ -81,11 +83,12 @@ DEFINITIONS: tuple[tuple[str, str], ...] = (
      "first crossing time minus the first step in [hazard start, first crossing] graded YELLOW or higher (0 if none "
      "before the crossing; report median over all crossed hazards and over the >= 600 s population)."),
     ("False RED",
-     "a rising edge into RED at t such that no crossing of that zone falls in [t - 60 s, t + 720 s] and the zone is "
-     "not over a limit at t (over_limit). Rate per 100 zone-hours of the evaluated sequences. Those with no hazard "
-     "active in the zone at t are also counted apart: the others came during a real leak, purge or failure that "
-     "came close without crossing, or crossed outside the window. Same definition for false warnings (rising edges "
-     "into YELLOW-or-higher), also per 100 zone-hours."),
+     "a rising edge into RED at t such that no crossing of that zone falls in [t - 60 s, t + 720 s], the zone is "
+     "not over a limit at t (over_limit), and t is not between the start and the first crossing of a hazard of the "
+     "zone that crossed (a warning of that hazard, however early: the recall counts it as one). Rate per 100 "
+     "zone-hours of the evaluated sequences. Those with no hazard active in the zone at t are also counted apart: "
+     "the others came during a real leak, purge or failure that came close without crossing, or after its "
+     "crossing. Same definition for false warnings (rising edges into YELLOW-or-higher), also per 100 zone-hours."),
     ("Precision (episode)",
      "true warning edges / all warning edges (same truth rule as above). Also the row-level precision-recall curve "
      "of the score against `label` (average precision)."),
@@ -152,7 +155,7 @@ class EdgeEvent(msgspec.Struct):
     t_ms: int
     score: float
     during_hazard: bool = False
-    """A hazard was active in the zone (a leak that came close without crossing, or crossed out of the window)."""
+    """A hazard was active in the zone (a leak that came close without crossing, or after its crossing)."""
 
 
 class PRCurve(msgspec.Struct):
@@ -207,11 +210,11 @@ class RiskMetrics(msgspec.Struct):
     operating_points: list[OperatingPoint] = []
     false_red_benign: int = 0
     """False REDs while no hazard was active in the zone: the crying wolf among them (the rest came during a real
-    leak, purge or failure that did not cross within the window)."""
+    leak, purge or failure that came close without crossing, or after its crossing)."""
     false_red_benign_per_100h: float = 0.0
     false_warnings_benign: int = 0
     """False warnings while no hazard was active in the zone: the nuisance alarms (the rest came during a real leak,
-    purge or failure whose air came close to a limit without crossing it within 12 minutes)."""
+    purge or failure whose air came close to a limit without crossing it, or after its crossing)."""
     false_warnings_benign_per_100h: float = 0.0
     blue_notices_benign: int = 0
     """Rising edges into BLUE-or-higher at benign steps (no hazard active, no crossing within 12 min)."""
@@ -271,7 +274,8 @@ class Prepared:
     first_row: np.ndarray
     """bool: the first step of a sequence (its previous grade counts as NONE)."""
     edge_true: np.ndarray
-    """bool: a rising edge here is true (a crossing within [t - 60 s, t + 720 s], or over a limit at t)."""
+    """bool: a rising edge here is true (a crossing within [t - 60 s, t + 720 s], over a limit at t, or within
+    [start, first crossing) of a hazard that crossed)."""
     label: np.ndarray
     over_limit: np.ndarray
     benign: np.ndarray
@@ -364,6 +368,8 @@ def prepare(sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard], crossi
             in_population=in_population,
             air_moved_10min=moved,
         ))
+        # A warning while the hazard develops towards its crossing is a warning of it, however early.
+        edge_true[crossed[-1].lo:crossed[-1].hi_before] = True
     return Prepared(sequences, offsets, t_all, first_row, edge_true, label, over, benign, total / 3600.0, kept,
                     crossed, air)
 
