@@ -14,8 +14,8 @@ Definitions (the evaluation report quotes them; `evaluate_grades` computes exact
 - **False RED**: a rising edge into RED at t (the zone's first step, or a step whose previous grade was not RED)
   such that no crossing of that zone falls in [t - 60 s, t + 720 s], the zone is not over a limit at t
   (`over_limit`), and t is not within [start, first crossing) of a hazard of the zone that crossed (an early warning
-  of it, which the recall counts as one). Rate per 100 zone-hours of the evaluated sequences (100 * count / (steps / 3600)); those with no
-  hazard active in the zone (`false_red_benign`) are counted apart. **False
+  of it, which the recall counts as one). Rate per 100 zone-hours of the evaluated sequences (100 * count / (steps /
+  3600)); those with no hazard active in the zone (`false_red_benign`) are counted apart. **False
   warnings**: the same for rising edges into YELLOW-or-higher (previous grade NONE or BLUE), also per 100 zone-hours,
   those with no hazard active (`false_warnings_benign`, the nuisance alarms) counted apart.
 - **Episode precision**: true warning edges / all warning edges (same truth rule; n/a without any warning edge).
@@ -60,8 +60,8 @@ WARN_AHEAD_S = 600
 """A warning must come this long before the first crossing to count as 10 minutes ahead."""
 TRUTH_BEFORE_S = 60
 TRUTH_AFTER_S = 720
-"""An edge at t is true when a crossing of the zone falls in [t - 60 s, t + 720 s], the zone is over a limit, or a hazard
-of the zone that crossed has started and not yet crossed."""
+"""An edge at t is true when a crossing of the zone falls in [t - 60 s, t + 720 s], the zone is over a limit, or a
+hazard of the zone that crossed has started and not yet crossed."""
 MAX_FALSE_RED_PER_100H = 0.5
 MAX_FALSE_WARNINGS_PER_100H = 10.0
 MAX_BENIGN_WARNING_SHARE = 0.02
