@@ -358,7 +358,7 @@ def prepare(sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard], crossi
         in_population = h.lead_s is not None and float(h.lead_s) >= WARN_AHEAD_S
         moved = (_air_moved(sequences[i].raw, t, crossing_channel.get((i, cross)), start, cross - WARN_AHEAD_S * 1000)
                  if in_population else math.nan)
-        crossed.append(_HazardRows(
+        rows = _HazardRows(
             hazard=h,
             lo=a + int(np.searchsorted(t, start, side="left")),
             hi_10min=a + int(np.searchsorted(t, cross - WARN_AHEAD_S * 1000, side="right")),
@@ -367,9 +367,10 @@ def prepare(sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard], crossi
             crossing_ms=cross,
             in_population=in_population,
             air_moved_10min=moved,
-        ))
+        )
+        crossed.append(rows)
         # A warning while the hazard develops towards its crossing is a warning of it, however early.
-        edge_true[crossed[-1].lo:crossed[-1].hi_before] = True
+        edge_true[rows.lo:rows.hi_before] = True
     return Prepared(sequences, offsets, t_all, first_row, edge_true, label, over, benign, total / 3600.0, kept,
                     crossed, air)
 
