@@ -31,7 +31,7 @@ from interlock.risk_model import RiskModel, write_model_bytes
 from risk_probe import random_model_arrays
 from training.risk_baselines import BELOW_LIMIT, rate_of_rise_scores, threshold_only_scores
 from training.risk_dataset import load_crossings, load_hazards, load_set
-from training.risk_eval import _table_slack, main as risk_eval_main
+from training.risk_eval import MODEL, _air_trace_ceiling, _table_slack, main as risk_eval_main
 from training.risk_labels import LabelsError, labels_for, parse_labels
 from training.risk_metrics import choose_thresholds, evaluate_grades, threshold_search
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
@@ -139,6 +139,26 @@ def test_a_bump_test_in_the_last_seconds_before_the_warning_was_due_does_not_cou
     zone = ZoneSequence(**{**zone.__dict__, "raw": raw_steps(HOUR, lel=lel)})
     m = evaluate([zone], [graded(HOUR)], [hazard(1000, 1900)], [crossing(1900)])
     assert m.leads[0].air_moved_10min == pytest.approx(0.2855, abs=0.02)
+
+
+def test_a_bump_test_holding_the_detector_for_most_of_the_last_30_seconds_does_not_count_as_air_moved():
+    lel = np.r_[np.full(1000, 1.0), 1.0 + 0.01 * np.arange(HOUR - 1000)]
+    gas = {"o2_low": np.full(HOUR, 20.9), "h2s": np.zeros(HOUR), "co": np.zeros(HOUR)}
+    for name, value in (("o2_low", 18.0), ("h2s", 25.0), ("co", 100.0)):
+        gas[name][1275:1300] = value
+    lel[1275:1300] = 50.0  # the test bottle's four gases on the detector for 25 s of the 30
+    zone = zone_sequence(crossings_s=(1900,))
+    zone = ZoneSequence(**{**zone.__dict__, "raw": raw_steps(HOUR, lel=lel, **gas)})
+    m = evaluate([zone], [graded(HOUR)], [hazard(1000, 1900)], [crossing(1900)])
+    assert m.leads[0].air_moved_10min == pytest.approx(0.275, abs=0.01)
+
+
+def test_the_report_says_how_many_hazards_had_left_no_trace_in_the_air_and_the_most_a_scorer_could_warn():
+    leads = [SimpleNamespace(warned_10min=w, air_moved_10min=a)
+             for w, a in ((False, 0.01), (True, 0.3), (False, 0.2), (True, 0.6), (None, 0.0))]
+    ev = SimpleNamespace(methods=[SimpleNamespace(name=MODEL, metrics=SimpleNamespace(leads=leads))])
+    text = _air_trace_ceiling(ev)
+    assert "1 of the 4 hazards" in text and "at most 75.0 %" in text and "the model warned 2 (66.7 %)" in text
 
 
 def test_the_air_moved_is_unknown_without_readings_before_the_hazard():

@@ -73,6 +73,16 @@ zone-hours; kept as the more generous comparison, see the module docstring); `in
 chooses them again."""
 
 
+BUMP_GAS_CHANNELS = 3
+"""A step with this many channels over their limits at once is a bump test's gas on the detector (test bottles mix
+O2-deficient air with LEL, H2S and CO over their alarms), not the zone's air."""
+
+
+def bump_gas(over: np.ndarray) -> np.ndarray:
+    """Steps (rows of `hazard_fractions`' `over`) that read a bump test's gas rather than the air."""
+    return over.sum(axis=1) >= BUMP_GAS_CHANNELS
+
+
 def hazard_fractions(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fractions, over): float64 (n, 5) reported fraction of each channel's limit (`CHANNELS` order, NaN where
     unknown, not clipped) and bool (n, 5) a reported value is over that limit as the interlock means it."""

@@ -183,7 +183,7 @@ def false_red_causes(sequences: Sequence[ZoneSequence], metrics: RiskMetrics, co
         i = int(np.searchsorted(s.t_ms, e.t_ms))
         _, over = B.hazard_fractions(s.raw[max(0, i - confirm_steps):i + 1])
         channels = [c for c, o in zip(B.CHANNELS, over.any(axis=0)) if o]
-        cause = ("several channels over at once (bump-test gas)" if len(channels) >= 3 else
+        cause = ("several channels over at once (bump-test gas)" if len(channels) >= B.BUMP_GAS_CHANNELS else
                  " + ".join(channels) + " reported over the limit" if channels else "nothing reported over a limit")
         counts[cause] = counts.get(cause, 0) + 1
     return [FalseRedCause(c, n) for c, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
@@ -456,8 +456,13 @@ def _table_slack(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
         for low, high in SLACK_BUCKETS_S])
 
 
+AIR_TRACE = 0.05
+"""A crossed channel that had moved by less than this fraction of its limit when a 10-minute warning was last due had
+not risen out of the air's ordinary ups and downs (detector noise, 0.1 steps, normal work's gas at 10-40 % of a
+limit): the hazard had left no trace in the air yet."""
+
 AIR_MOVED_BUCKETS: tuple[tuple[float, float], ...] = (
-    (-math.inf, 0.05), (0.05, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, math.inf))
+    (-math.inf, AIR_TRACE), (AIR_TRACE, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, math.inf))
 """Buckets of `air_moved_10min`: how far the crossed channel had moved, as a fraction of its limit, by the last moment
 a 10-minute warning could come."""
 
@@ -475,6 +480,22 @@ def _table_air_moved(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
         *((_moved_label(low, high), lambda x, low=low, high=high: low <= x.air_moved_10min < high)
           for low, high in AIR_MOVED_BUCKETS),
         ("unknown", lambda x: math.isnan(x.air_moved_10min))], optional=("unknown",))
+
+
+def _air_trace_ceiling(ev: Evaluation) -> str | None:
+    """What the air allowed: how many hazards of the population had left no trace when their warning was last due,
+    the most a scorer warning only hazards the air showed could reach, and the model's share of those that showed."""
+    m = next((x for x in ev.methods if x.name == MODEL), None)
+    population = [] if m is None else [x for x in m.metrics.leads if x.warned_10min is not None]
+    if not population:
+        return None
+    hidden = sum(1 for x in population if x.air_moved_10min < AIR_TRACE)
+    shown = [x for x in population if not x.air_moved_10min < AIR_TRACE]
+    warned = sum(1 for x in shown if x.warned_10min)
+    return (f"{hidden} of the {len(population)} hazards of the population had moved their crossed channel by less "
+            f"than {AIR_TRACE:g} of its limit when a 10-minute warning was last due: a scorer warning only hazards the "
+            f"air showed by then reaches at most {_fmt_pct((len(population) - hidden) / len(population))}. Of the "
+            f"{len(shown)} that showed, the model warned {warned} ({_fmt_pct(warned / len(shown) if shown else math.nan)}).")
 
 
 def _thresholds_table(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
@@ -536,6 +557,8 @@ def _blocks(ev: Evaluation) -> list[tuple[str, Any]]:
     b.append(("table", _table_slack(ev)))
     b.append(("h2", "By how far the air had moved when a 10-minute warning was last due"))
     b.append(("table", _table_air_moved(ev)))
+    if (ceiling := _air_trace_ceiling(ev)) is not None:
+        b.append(("p", ceiling))
     b.append(("h2", "Thresholds"))
     b.append(("table", _thresholds_table(ev)))
     b.append(("p", f"Baseline thresholds rule: {ev.threshold_rule}"))

@@ -53,7 +53,7 @@ import numpy as np
 
 from interlock.risk_features import CHANNELS, features_sequence, worst_fractions
 from interlock.risk_grade import BLUE, NONE, RED, YELLOW, RiskThresholds, grade_series
-from training.risk_baselines import hazard_fractions
+from training.risk_baselines import bump_gas, hazard_fractions
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
 WARN_AHEAD_S = 600
@@ -240,8 +240,8 @@ class _HazardRows:
 AIR_BEFORE_S = 120
 AIR_AT_S = 30
 """`air_moved_10min`: the air before a hazard is the median of its 120 s before the start, the air when a 10-minute
-warning was last due the median of the 30 s up to then (a bump test's gas on the detector for a few of those
-seconds is not the air)."""
+warning was last due the median of the 30 s up to then; steps reading a bump test's gas are not the air and are left
+out of both (`training.risk_baselines.bump_gas`: a test can hold the detector for most of the 30 s)."""
 
 
 def _air_moved(raw: np.ndarray, t: np.ndarray, channel: str | None, start_ms: int, due_ms: int) -> float:
@@ -253,7 +253,8 @@ def _air_moved(raw: np.ndarray, t: np.ndarray, channel: str | None, start_ms: in
         rows = raw[int(np.searchsorted(t, lo_ms, side="left")):int(np.searchsorted(t, hi_ms, side="right"))]
         if not rows.shape[0]:
             return np.zeros(0)
-        fractions = hazard_fractions(rows)[0]
+        fractions, over = hazard_fractions(rows)
+        fractions = fractions[~bump_gas(over)]
         x = np.fmax(fractions[:, 0], fractions[:, 1]) if channel == "o2" else fractions[:, CHANNELS.index(channel)]
         return x[np.isfinite(x)]
 
