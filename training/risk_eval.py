@@ -583,9 +583,11 @@ def _blocks(ev: Evaluation) -> list[tuple[str, Any]]:
         if missed:
             b.append(("h2", "Model: hazards of the >= 600 s population not warned 10 min ahead"))
             b.append(("table", (["scenario", "zone", "hazard", "kind", "possible lead", "lead",
-                                 "a 10-min warning had to come within", "short by"],
+                                 "a 10-min warning had to come within", "short by",
+                                 "crossed channel had moved by then (fraction of its limit)"],
                                 [[x.scenario_id, x.zone, x.hazard, x.kind, _fmt_s(x.possible_lead_s), _fmt_s(x.lead_s),
-                                  _fmt_s(x.possible_lead_s - WARN_AHEAD_S), _fmt_s(WARN_AHEAD_S - x.lead_s)]
+                                  _fmt_s(x.possible_lead_s - WARN_AHEAD_S), _fmt_s(WARN_AHEAD_S - x.lead_s),
+                                  _fmt(x.air_moved_10min, 3)]
                                  for x in missed])))
     return b
 
