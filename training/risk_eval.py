@@ -489,8 +489,8 @@ def _air_trace_ceiling(ev: Evaluation) -> str | None:
     population = [] if m is None else [x for x in m.metrics.leads if x.warned_10min is not None]
     if not population:
         return None
-    hidden = sum(1 for x in population if x.air_moved_10min < AIR_TRACE)
     shown = [x for x in population if not x.air_moved_10min < AIR_TRACE]
+    hidden = len(population) - len(shown)
     warned = sum(1 for x in shown if x.warned_10min)
     return (f"{hidden} of the {len(population)} hazards of the population had moved their crossed channel by less "
             f"than {AIR_TRACE:g} of its limit when a 10-minute warning was last due: a scorer warning only hazards the "
