@@ -30,10 +30,9 @@ defaults then) on the validation parts of the seed-2027 and seed-2028 sets as fi
 --calibrate runs/training_data --calibrate runs/risk_train_2028`, 302 zone-hours); `--calibrate DIR` chooses them
 again. On today's sets (243 zone-hours) and rules it gives yellow 0.56 and 0.64 (blue equal to yellow), which warn
 fewer hazards (rate-of-rise 64.9 % against 69.5 % of the fresh set's): the defaults are kept as the more generous
-comparison. Neither
-baseline gets false RED under the cap there: detector warm-ups settling up from 0 %vol O2 and bump tests (50 %LEL,
-25 ppm H2S, 100 ppm CO, 18 % O2 for 10-45 s) are reported over the limit, so red stays at 1.0 (the limit) for both
-and their yellow caps count on top of what their RED alone gives.
+comparison. Neither baseline gets false RED under the cap there: detector warm-ups settling up from 0 %vol O2 and
+bump tests (50 %LEL, 25 ppm H2S, 100 ppm CO, 18 % O2 for 10-45 s) are reported over the limit, so red stays at 1.0
+(the limit) for both and their yellow caps count on top of what their RED alone gives.
 """
 
 from __future__ import annotations
