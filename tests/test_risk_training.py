@@ -31,9 +31,10 @@ from interlock.risk_model import RiskModel, write_model_bytes
 from risk_probe import random_model_arrays
 from training.risk_baselines import BELOW_LIMIT, rate_of_rise_scores, threshold_only_scores
 from training.risk_dataset import load_crossings, load_hazards, load_set
-from training.risk_eval import MODEL, _air_trace_ceiling, _table_slack, main as risk_eval_main
+from training.risk_eval import MODEL, _air_trace_ceiling, _table_slack, _target_cost, main as risk_eval_main
+from training.risk_eval import evaluate as evaluate_methods
 from training.risk_labels import LabelsError, labels_for, parse_labels
-from training.risk_metrics import choose_thresholds, evaluate_grades, threshold_search
+from training.risk_metrics import choose_thresholds, evaluate_grades, prepare, threshold_search, yellow_for_recall
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -406,6 +407,32 @@ def test_a_fixed_red_is_kept():
     sequences, scores, hazards, crossings = validation_set(spike=0.6)
     th = choose_thresholds(scores, sequences, hazards, crossings, red=1.0)
     assert th.red == 1.0 and th.yellow <= 1.0
+
+
+MISSING_YELLOW = RiskThresholds(blue=0.5, yellow=0.9, red=0.95)
+"""Over the validation set's hazard score (0.55 from 11 min 50 s ahead, itself a candidate): its hazard is not warned."""
+
+
+def test_the_cost_of_the_recall_target_is_read_at_the_highest_yellow_that_meets_it():
+    sequences, scores, hazards, crossings = validation_set(spike=0.6)
+    cost = yellow_for_recall(scores, MISSING_YELLOW, prepare(sequences, hazards, crossings), 0.95)
+    assert cost.yellow == pytest.approx(0.55) and (cost.warned_10min, cost.population_10min) == (1, 1)
+    assert cost.false_warnings_per_100h == cost.false_warnings_benign_per_100h == 25.0  # the spike, 1 in 4 zone-hours
+
+
+def test_the_report_says_what_yellow_would_meet_the_recall_target_and_what_it_would_cost():
+    sequences, scores, hazards, crossings = validation_set(spike=0.6)
+    ev = evaluate_methods(sequences, hazards, crossings, {MODEL: scores}, {MODEL: (MISSING_YELLOW, "test")})
+    text = _target_cost(ev)
+    assert "warns 0.0 % (0/1)" in text and "at least 95 % is 0.5500: 100.0 % (1/1)" in text
+    assert "25.00 false warnings per 100 zone-hours" in text
+
+
+def test_the_report_gives_no_cost_of_the_recall_target_when_the_model_meets_it():
+    sequences, scores, hazards, crossings = validation_set(spike=0.6)
+    met = RiskThresholds(blue=0.5, yellow=0.55, red=0.95)
+    ev = evaluate_methods(sequences, hazards, crossings, {MODEL: scores}, {MODEL: (met, "test")})
+    assert ev.target_cost is None and _target_cost(ev) is None
 
 
 # --- labels of a site's recordings --------------------------------------------------------------------------------

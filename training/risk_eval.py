@@ -39,7 +39,7 @@ from interlock.risk_grade import RiskThresholds
 from training import risk_baselines as B
 from training.risk_metrics import (
     DEFINITIONS, DETAILS, MAX_BENIGN_BLUE_PER_100H, MAX_BENIGN_WARNING_SHARE, MAX_FALSE_RED_PER_100H, MAX_FALSE_WARNINGS_PER_100H, HazardLead, RiskMetrics, evaluate_grades,
-    grade_all, prepare, WARN_AHEAD_S, threshold_search,
+    grade_all, prepare, WARN_AHEAD_S, TargetCost, threshold_search, yellow_for_recall,
 )
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
@@ -114,6 +114,8 @@ class Evaluation(msgspec.Struct):
     details: list[str]
     better_rule: str
     threshold_rule: str
+    target_cost: TargetCost | None = None
+    """When the model misses the recall target: the highest yellow that would meet it on this data, and its cost."""
 
     def method(self, name: str) -> MethodResult:
         return next(m for m in self.methods if m.name == name)
@@ -264,11 +266,15 @@ def evaluate(sequences: Sequence[ZoneSequence], hazards: Sequence[Hazard], cross
         methods.append(MethodResult(name, LABELS.get(name, name), th, source, metrics,
                                     false_red_causes(sequences, metrics, th.red_confirm_steps)))
     criteria = acceptance(methods) if MODEL in scores else []
+    target_cost = None
+    model_result = next((m for m in methods if m.name == MODEL), None)
+    if model_result is not None and model_result.metrics.recall_10min < REQUIRED_RECALL_10MIN:
+        target_cost = yellow_for_recall(scores[MODEL], model_result.thresholds, prep, REQUIRED_RECALL_10MIN)
     return Evaluation(
         title=title, stamp=stamp, data=list(data), model=model, calibration=list(calibration), methods=methods,
         criteria=criteria, passed=bool(criteria) and all(c.passed is not False for c in criteria),
         definitions=[list(d) for d in DEFINITIONS], details=list(DETAILS), better_rule=BETTER_RULE,
-        threshold_rule=THRESHOLD_RULE)
+        threshold_rule=THRESHOLD_RULE, target_cost=target_cost)
 
 
 # --- plots ------------------------------------------------------------------------------------------------------
@@ -498,6 +504,30 @@ def _air_trace_ceiling(ev: Evaluation) -> str | None:
             f"{len(shown)} that showed, the model warned {warned} ({_fmt_pct(warned / len(shown) if shown else math.nan)}).")
 
 
+def _target_cost(ev: Evaluation) -> str | None:
+    """What the recall target would cost on this data when the model misses it: the highest yellow meeting it, and
+    its false warnings beside the model's own and the baselines'."""
+    m = next((x for x in ev.methods if x.name == MODEL), None)
+    if m is None or not m.metrics.recall_10min < REQUIRED_RECALL_10MIN:
+        return None
+    x, c = m.metrics, ev.target_cost
+    text = (f"At its thresholds (yellow {_fmt(m.thresholds.yellow, 4)}) the model warns {_fmt_pct(x.recall_10min)} "
+            f"({x.warned_10min}/{x.population_10min}) with {_fmt(x.false_warnings_per_100h)} false warnings per 100 "
+            f"zone-hours ({_fmt(x.false_warnings_benign_per_100h)} with no hazard active) and "
+            f"{_fmt_pct(x.benign_warning_share)} of benign steps YELLOW or higher. ")
+    if c is None:
+        return text + f"No lower yellow warns {100 * REQUIRED_RECALL_10MIN:.0f} % of this population."
+    others = ", ".join(f"{b.label} {_fmt(b.metrics.false_warnings_per_100h)}" for b in ev.methods if b.name != MODEL)
+    return text + (
+        f"The highest yellow at which it would warn at least {100 * REQUIRED_RECALL_10MIN:.0f} % is "
+        f"{_fmt(c.yellow, 4)}: {_fmt_pct(c.recall_10min)} ({c.warned_10min}/{c.population_10min}), with "
+        f"{_fmt(c.false_warnings_per_100h)} false warnings per 100 zone-hours ({_fmt(c.false_warnings_benign_per_100h)} "
+        f"with no hazard active) and {_fmt_pct(c.benign_warning_share)} of benign steps YELLOW or higher"
+        + (f" (the baselines: {others})" if others else "")
+        + ". That yellow is read off this data to show the trade-off; the thresholds in force come from validation "
+          "data.")
+
+
 def _thresholds_table(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
     head = ["method", "blue", "yellow", "red", "red confirm steps", "release", "YELLOW by the air", "chosen"]
     rows = [[m.label, _fmt(m.thresholds.blue, 4), _fmt(m.thresholds.yellow, 4), _fmt(m.thresholds.red, 4),
@@ -559,6 +589,9 @@ def _blocks(ev: Evaluation) -> list[tuple[str, Any]]:
     b.append(("table", _table_air_moved(ev)))
     if (ceiling := _air_trace_ceiling(ev)) is not None:
         b.append(("p", ceiling))
+    if (cost := _target_cost(ev)) is not None:
+        b.append(("h2", "What the recall target would cost on this data"))
+        b.append(("p", cost))
     b.append(("h2", "Thresholds"))
     b.append(("table", _thresholds_table(ev)))
     b.append(("p", f"Baseline thresholds rule: {ev.threshold_rule}"))

@@ -447,6 +447,11 @@ def _warned(grades: np.ndarray, prepared: Prepared) -> tuple[int, int, int, int]
     return pop, w10, len(prepared.crossed), wany
 
 
+def _false_benign(rows: np.ndarray, prepared: Prepared) -> int:
+    """Of these rising-edge rows, the false ones at benign steps (no hazard active): the nuisance alarms."""
+    return int(np.count_nonzero(~prepared.edge_true[rows] & prepared.benign[rows]))
+
+
 def _benign_share(grades: np.ndarray, prepared: Prepared) -> float:
     n = int(np.count_nonzero(prepared.benign))
     return _ratio(int(np.count_nonzero(grades[prepared.benign] >= YELLOW)), n)
@@ -545,7 +550,7 @@ def evaluate_grades(sequences: Sequence[ZoneSequence], grades: Sequence[np.ndarr
             false_events.append(EdgeEvent(q.scenario_id, q.zone, int(prep.t_ms[row]), round(float(s[row]), 6),
                                           during_hazard=not bool(prep.benign[row])))
     false_red_benign = sum(1 for e in false_events if not e.during_hazard)
-    false_warnings_benign = int(np.count_nonzero(~prep.edge_true[warn_rows] & prep.benign[warn_rows]))
+    false_warnings_benign = _false_benign(warn_rows, prep)
     blue_benign = _benign_rises(g, BLUE, prep)
 
     thr, precision, recall, ap = pr_curve(s, prep.label)
@@ -747,6 +752,40 @@ def threshold_search(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSeque
         blue_notices_benign_per_100h=_rate(_benign_rises(g, BLUE, prep), prep.hours))
 
 
+class TargetCost(msgspec.Struct):
+    """The highest yellow at which a scorer warns a share of the 10-minute population, and what it costs in false
+    warnings there (red and the grading rules as given, blue at most yellow)."""
+
+    target: float
+    yellow: float
+    warned_10min: int
+    population_10min: int
+    recall_10min: float
+    false_warnings_per_100h: float
+    false_warnings_benign_per_100h: float
+    benign_warning_share: float
+
+
+def yellow_for_recall(scores: Sequence[np.ndarray], thresholds: RiskThresholds, prepared: Prepared,
+                      target: float) -> TargetCost | None:
+    """The highest candidate yellow under `thresholds.yellow` warning at least `target` of the 10-minute population
+    10 min ahead, with its false warnings; None when none does (or the population is empty). Read off the data it
+    is given: it shows what a recall target costs there, it chooses nothing."""
+    buffer = np.empty(prepared.rows, dtype=np.int8)
+    for y in sorted((float(c) for c in candidate_thresholds(scores) if c < thresholds.yellow), reverse=True):
+        th = msgspec.structs.replace(thresholds, yellow=y, blue=min(thresholds.blue, y))
+        g = grade_all(scores, th, prepared, buffer)
+        pop, w10, _, _ = _warned(g, prepared)
+        if pop and w10 / pop >= target:
+            rows, false = _false_edges(g, YELLOW, prepared)
+            return TargetCost(
+                target=target, yellow=y, warned_10min=w10, population_10min=pop, recall_10min=w10 / pop,
+                false_warnings_per_100h=_rate(false, prepared.hours),
+                false_warnings_benign_per_100h=_rate(_false_benign(rows, prepared), prepared.hours),
+                benign_warning_share=_benign_share(g, prepared))
+    return None
+
+
 def choose_thresholds(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard],
                       crossings: Iterable[Crossing], *, max_false_red_per_100h: float = MAX_FALSE_RED_PER_100H,
                       max_false_warnings_per_100h: float = MAX_FALSE_WARNINGS_PER_100H,
@@ -769,6 +808,6 @@ def choose_thresholds(scores: Sequence[np.ndarray], sequences: Sequence[ZoneSequ
 
 __all__ = [
     "BLUE", "DEFINITIONS", "DETAILS", "NONE", "RED", "YELLOW", "Candidate", "EdgeEvent", "HazardLead", "KindMetrics", "OperatingPoint",
-    "PRCurve", "Prepared", "RiskMetrics", "ThresholdSearch", "candidate_thresholds", "choose_thresholds",
-    "evaluate_grades", "grade_all", "prepare", "pr_curve", "threshold_search",
+    "PRCurve", "Prepared", "RiskMetrics", "TargetCost", "ThresholdSearch", "candidate_thresholds",
+    "choose_thresholds", "evaluate_grades", "grade_all", "prepare", "pr_curve", "threshold_search", "yellow_for_recall",
 ]
