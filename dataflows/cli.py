@@ -131,7 +131,15 @@ def risk_eval(arguments: list[str]) -> int:
     return evaluate(arguments)
 
 
-PASS_THROUGH = {"bench-gate": bench_gate, "risk-train": risk_train, "risk-eval": risk_eval}
+def risk_thresholds(arguments: list[str]) -> int:
+    """A risk model's grade thresholds chosen again under a site's alarm budget (training/risk_thresholds.py)."""
+    from training.risk_thresholds import main as rechoose
+
+    return rechoose(arguments)
+
+
+PASS_THROUGH = {"bench-gate": bench_gate, "risk-train": risk_train, "risk-eval": risk_eval,
+                "risk-thresholds": risk_thresholds}
 """Commands whose own parser takes every argument after the command's name."""
 
 
@@ -159,6 +167,8 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("bench-gate", help="run the benchmark suites against bench/budgets.toml (bench-gate --help)")
     commands.add_parser("risk-train", help="train the zone risk model on training sets or site recordings (risk-train --help)")
     commands.add_parser("risk-eval", help="evaluate a risk model against the baselines on held-out data (risk-eval --help)")
+    commands.add_parser("risk-thresholds", help="choose a risk model's grade thresholds again under a site's alarm "
+                                                "budget (risk-thresholds --help)")
 
     p = commands.add_parser("verify-evidence", help="verify an evidence chain (evidence.jsonl)")
     p.add_argument("file")

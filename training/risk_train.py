@@ -537,20 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"its crossing, labelled 0 (default 1; 0: a score rising there is not penalised)")
     p.add_argument("--over-limit-positive", action="store_true",
                    help="train towards 1 also while the air is past a limit (the score stays high until it is back)")
-    p.add_argument("--max-false-warnings", type=float, default=None, metavar="PER_100H",
-                   help="false YELLOW-or-higher warnings per 100 zone-hours the yellow threshold may give on validation "
-                        "(default: training.risk_metrics.MAX_FALSE_WARNINGS_PER_100H)")
-    p.add_argument("--max-benign-share", type=float, default=None, metavar="SHARE",
-                   help="share of benign steps the yellow threshold may grade YELLOW or higher on validation "
-                        "(default: training.risk_metrics.MAX_BENIGN_WARNING_SHARE)")
-    p.add_argument("--max-benign-blue", type=float, default=None, metavar="PER_100H",
-                   help="BLUE notices with no hazard active per 100 zone-hours the blue threshold may give on "
-                        "validation (default: training.risk_metrics.MAX_BENIGN_BLUE_PER_100H)")
-    p.add_argument("--air-yellow", type=float, default=AIR_YELLOW, metavar="FRACTION",
-                   help=f"YELLOW also when the zone's air stays at or over this fraction of a gas limit for "
-                        f"--air-yellow-steps steps (default {AIR_YELLOW:g}; 0: no air rule)")
-    p.add_argument("--air-yellow-steps", type=int, default=AIR_YELLOW_STEPS, metavar="N",
-                   help=f"steps (seconds) the air must stay there (default {AIR_YELLOW_STEPS})")
+    add_threshold_arguments(p, f"{AIR_YELLOW:g}", f"{AIR_YELLOW_STEPS}")
+    p.set_defaults(air_yellow=AIR_YELLOW, air_yellow_steps=AIR_YELLOW_STEPS)
     p.add_argument("--benign-keep", type=float, default=1.0,
                    help="share of benign-only zones trained on per epoch (default 1: all)")
     p.add_argument("--lr-decay", choices=LR_DECAYS, default="none",
@@ -561,6 +549,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", choices=("ap", "loss"), default="ap", help="best epoch by validation AP or loss")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     return p
+
+
+def add_threshold_arguments(p: argparse.ArgumentParser, air_yellow_default: str, air_yellow_steps_default: str) -> None:
+    """The caps the grade thresholds are chosen under on validation (a site's alarm budget) and the air rule."""
+    p.add_argument("--max-false-warnings", type=float, default=None, metavar="PER_100H",
+                   help="false YELLOW-or-higher warnings per 100 zone-hours the yellow threshold may give on validation "
+                        "(default: training.risk_metrics.MAX_FALSE_WARNINGS_PER_100H)")
+    p.add_argument("--max-benign-share", type=float, default=None, metavar="SHARE",
+                   help="share of benign steps the yellow threshold may grade YELLOW or higher on validation "
+                        "(default: training.risk_metrics.MAX_BENIGN_WARNING_SHARE)")
+    p.add_argument("--max-benign-blue", type=float, default=None, metavar="PER_100H",
+                   help="BLUE notices with no hazard active per 100 zone-hours the blue threshold may give on "
+                        "validation (default: training.risk_metrics.MAX_BENIGN_BLUE_PER_100H)")
+    p.add_argument("--air-yellow", type=float, default=None, metavar="FRACTION",
+                   help=f"YELLOW also when the zone's air stays at or over this fraction of a gas limit for "
+                        f"--air-yellow-steps steps (default {air_yellow_default}; 0: no air rule)")
+    p.add_argument("--air-yellow-steps", type=int, default=None, metavar="N",
+                   help=f"steps (seconds) the air must stay there (default {air_yellow_steps_default})")
+
+
+def recordings_split(sequences: Sequence[ZoneSequence], hazards: Iterable[Hazard], crossings: Iterable[Crossing],
+                     split: str) -> tuple[list[ZoneSequence], list[Hazard], list[Crossing]]:
+    """The zone sequences of labelled recordings in `split`, with the hazards and crossings of those zones."""
+    chosen = [s for s in sequences if s.split == split]
+    keep = {(s.scenario_id, s.zone) for s in chosen}
+    return (chosen, [h for h in hazards if (h.scenario_id, h.zone) in keep],
+            [c for c in crossings if (c.scenario_id, c.zone) in keep])
+
+
+def recordings_record(recordings: str | Path, labels: str | Path, sequences: Sequence[ZoneSequence]) -> dict[str, Any]:
+    """What a model file records of the recordings it was trained or thresholded on."""
+    import hashlib
+
+    return {"path": str(recordings), "labels": str(labels),
+            "labels_sha256": hashlib.sha256(Path(labels).read_bytes()).hexdigest(),
+            "recordings": sorted({s.scenario_id for s in sequences})}
 
 
 def capture_recording(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -592,7 +616,16 @@ def load_recordings(directory: str | Path, labels_path: str | Path):
     return sequences, hazards, crossings, labels
 
 
-def _threshold_options(args: argparse.Namespace) -> dict[str, float]:
+def data_arguments_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the --data / --recordings / --labels given, or None."""
+    if not args.data and not args.recordings:
+        return "give --data DIR (and/or --recordings DIR --labels FILE)"
+    if bool(args.recordings) != bool(args.labels):
+        return "--recordings and --labels go together"
+    return None
+
+
+def threshold_options(args: argparse.Namespace) -> dict[str, float]:
     """The threshold search's caps given on the command line (the others keep training.risk_metrics' defaults) and
     the air rule the model file will carry."""
     options = {"max_false_warnings_per_100h": args.max_false_warnings, "max_benign_warning_share": args.max_benign_share,
@@ -603,11 +636,8 @@ def _threshold_options(args: argparse.Namespace) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.data and not args.recordings:
-        print(f"{PROG}: give --data DIR (and/or --recordings DIR --labels FILE)", file=sys.stderr)
-        return 2
-    if bool(args.recordings) != bool(args.labels):
-        print(f"{PROG}: --recordings and --labels go together", file=sys.stderr)
+    if (problem := data_arguments_problem(args)) is not None:
+        print(f"{PROG}: {problem}", file=sys.stderr)
         return 2
     try:
         require_torch()
@@ -636,21 +666,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.recordings:
             seqs, rec_hazards, rec_crossings, labels = load_recordings(args.recordings, args.labels)
             train_seqs += [s for s in seqs if s.split == "train"]
-            valid_seqs += [s for s in seqs if s.split == "validation"]
-            keep = {(s.scenario_id, s.zone) for s in seqs if s.split == "validation"}
-            hazards += [h for h in rec_hazards if (h.scenario_id, h.zone) in keep]
-            crossings += [c for c in rec_crossings if (c.scenario_id, c.zone) in keep]
-            import hashlib
-
-            recordings = {"path": str(args.recordings), "labels": str(args.labels),
-                          "labels_sha256": hashlib.sha256(Path(args.labels).read_bytes()).hexdigest(),
-                          "recordings": sorted({s.scenario_id for s in seqs})}
+            rec_valid, rec_hazards, rec_crossings = recordings_split(seqs, rec_hazards, rec_crossings, "validation")
+            valid_seqs += rec_valid
+            hazards += rec_hazards
+            crossings += rec_crossings
+            recordings = recordings_record(args.recordings, args.labels, seqs)
         arrays, meta = train(
             train_seqs, valid_seqs, hidden=args.hidden, epochs=args.epochs, seed=args.seed, batch=args.batch,
             window=args.window, learning_rate=args.lr, pos_weight=args.pos_weight, early_weight=args.early_weight,
             run_up_weight=args.run_up_weight, over_limit_positive=args.over_limit_positive,
             benign_keep=args.benign_keep, lr_decay=args.lr_decay, weight_average=args.weight_average,
-            threshold_options=_threshold_options(args),
+            threshold_options=threshold_options(args),
             select=args.select, threads=args.threads, hazards_validation=hazards, crossings_validation=crossings,
             trained_extra={"data": data, **({"recordings": recordings} if recordings else {})})
         meta["trained"]["total_seconds"] = round(time.monotonic() - started, 1)
