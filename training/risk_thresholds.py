@@ -35,7 +35,7 @@ from training.risk_eval import load_model, model_scores, model_thresholds
 from training.risk_metrics import ThresholdSearch, threshold_search
 from training.risk_train import (
     add_threshold_arguments, data_arguments_problem, load_recordings, recordings_record, recordings_split,
-    threshold_options,
+    threshold_options, validation_figures,
 )
 from training.zone_sequence import Crossing, Hazard, ZoneSequence
 
@@ -49,17 +49,14 @@ def rechosen_record(before: dict[str, Any], options: dict[str, float], data: lis
         "thresholds_before": before, "threshold_options": dict(options), "data": data,
         "validation_zone_hours": round(zone_hours, 3), "hazards": hazards,
         "thresholds_on_validation": {
-            "false_red_per_100h": round(search.false_red_per_100h, 4),
-            "false_warnings_per_100h": round(search.false_warnings_per_100h, 4),
-            "recall_10min": round(search.recall_10min, 4),
-            "benign_warning_share": round(search.benign_warning_share, 6),
-            "blue_notices_benign_per_100h": round(search.blue_notices_benign_per_100h, 4),
-            "red_feasible": search.red_feasible, "yellow_feasible": search.yellow_feasible}}
+            **validation_figures(search),
+            "blue_notices_benign_per_100h": round(search.blue_notices_benign_per_100h, 4)}}
 
 
 def rechoose(model: Any, sequences: list[ZoneSequence], hazards: list[Hazard], crossings: list[Crossing],
-             options: dict[str, float], data: list[dict[str, Any]]) -> tuple[bytes, ThresholdSearch]:
-    """The model file's bytes with thresholds chosen again on these validation sequences, and the search."""
+             options: dict[str, float], data: list[dict[str, Any]]) -> tuple[bytes, ThresholdSearch, dict[str, Any]]:
+    """The model file's bytes with thresholds chosen again on these validation sequences, the search, and the
+    record the file keeps of it."""
     from interlock.risk_model import write_model_bytes
 
     if not sequences:
@@ -69,10 +66,10 @@ def rechoose(model: Any, sequences: list[ZoneSequence], hazards: list[Hazard], c
     meta = msgspec.json.decode(model.meta_json)
     before = msgspec.structs.asdict(model_thresholds(model))
     meta["thresholds"] = msgspec.structs.asdict(search.thresholds)
+    record = rechosen_record(before, options, data, search, sum(s.hours for s in sequences), len(hazards))
     trained = meta.setdefault("trained", {})
-    trained["thresholds_rechosen"] = [*trained.get("thresholds_rechosen", []), rechosen_record(
-        before, options, data, search, sum(len(s) for s in sequences) / 3600.0, len(hazards))]
-    return write_model_bytes(model.arrays(), meta), search
+    trained["thresholds_rechosen"] = [*trained.get("thresholds_rechosen", []), record]
+    return write_model_bytes(model.arrays(), meta), search, record
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             data.append({"recordings": recordings_record(args.recordings, args.labels, seqs)})
         options = {**threshold_options(args), "red_confirm_steps": current.red_confirm_steps,
                    "release_ratio": current.release_ratio, "release_steps": current.release_steps}
-        written, search = rechoose(model, sequences, hazards, crossings, options, data)
+        written, search, record = rechoose(model, sequences, hazards, crossings, options, data)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(written)
@@ -132,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     t = search.thresholds
     print(f"wrote {out} (weights of {info.path}): thresholds blue {t.blue:g}, yellow {t.yellow:g}, red {t.red:g} "
           f"(were {current.blue:g}, {current.yellow:g}, {current.red:g}); on validation "
-          f"({sum(len(s) for s in sequences) / 3600.0:.1f} zone-hours, {len(hazards)} hazards): recall >= 10 min "
+          f"({record['validation_zone_hours']:.1f} zone-hours, {record['hazards']} hazards): recall >= 10 min "
           f"{search.recall_10min:.3f}, false warnings {search.false_warnings_per_100h:.2f} and false RED "
           f"{search.false_red_per_100h:.2f} per 100 zone-hours, {100 * search.benign_warning_share:.2f} % of benign "
           f"steps YELLOW or higher; {time.monotonic() - started:.0f} s")

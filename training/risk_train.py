@@ -493,12 +493,7 @@ def train(
             "validation_loss": best_record["validation_loss"], "validation_ap": best_record["validation_ap"],
             "validation_ap_served": round(served_ap, 6),
             "thresholds_on_validation": {
-                "false_red_per_100h": round(search.false_red_per_100h, 4),
-                "false_warnings_per_100h": round(search.false_warnings_per_100h, 4),
-                "recall_10min": round(search.recall_10min, 4),
-                "benign_warning_share": round(search.benign_warning_share, 6),
-                "red_feasible": search.red_feasible, "yellow_feasible": search.yellow_feasible,
-                "hazards": len(hazards), "crossings": len(crossings)},
+                **validation_figures(search), "hazards": len(hazards), "crossings": len(crossings)},
             "history": history,
             "torch": str(torch.__version__), "numpy": np.__version__, "python": platform.python_version(),
             "training_seconds": round(time.monotonic() - started, 1),
@@ -549,6 +544,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", choices=("ap", "loss"), default="ap", help="best epoch by validation AP or loss")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     return p
+
+
+def validation_figures(search) -> dict[str, Any]:
+    """What a model file records of what its thresholds gave on validation (a `ThresholdSearch`)."""
+    return {
+        "false_red_per_100h": round(search.false_red_per_100h, 4),
+        "false_warnings_per_100h": round(search.false_warnings_per_100h, 4),
+        "recall_10min": round(search.recall_10min, 4),
+        "benign_warning_share": round(search.benign_warning_share, 6),
+        "red_feasible": search.red_feasible, "yellow_feasible": search.yellow_feasible}
 
 
 def add_threshold_arguments(p: argparse.ArgumentParser, air_yellow_default: str, air_yellow_steps_default: str) -> None:
